@@ -1,0 +1,335 @@
+"""``cameras.yaml`` as pydantic v2 models.
+
+Every field has a description, bounds and its unit in its name. Relative paths
+are resolved against the folder of the config file. ``load_config`` turns any
+mistake into a one-line :class:`~pipeline.errors.UserError` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import UserError
+from pipeline.redact import redact_url, register_secret
+from pipeline.types import CLASSES
+
+ClassName = Literal["excavator", "truck", "fire", "smoke", "person"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PoseSigma(Strict):
+    """How well the camera's pose is known (1 σ); drives the uncertainty ellipse of every fix."""
+
+    pan_deg: float = Field(0.1, ge=0, le=10, description="1 σ error of the reported pan angle.")
+    tilt_deg: float = Field(0.1, ge=0, le=10, description="1 σ error of the reported tilt angle.")
+    pixel_px: float = Field(
+        2.0, ge=0, le=100, description="1 σ error of a box's bottom edge in pixels (box jitter, occlusion)."
+    )
+
+
+class CameraConfig(Strict):
+    """One tower camera: where it stands, where it points, and how often to analyse it."""
+
+    id: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Stable id; used in MQTT topics.")
+    name: str = Field("", max_length=200, description="Human-readable name shown to operators.")
+    source: str = Field(..., min_length=1, description="An rtsp:// URL or the path of a recorded video file.")
+    realtime: bool = Field(
+        True, description="Recorded files only: pace frames at their own rate (True) or as fast as possible."
+    )
+    loop: bool = Field(False, description="Recorded files only: start again at the end instead of stopping.")
+    lat: float = Field(..., ge=-90, le=90, description="Tower latitude, WGS84 degrees.")
+    lon: float = Field(..., ge=-180, le=180, description="Tower longitude, WGS84 degrees.")
+    ground_elevation_m: float = Field(
+        0.0, ge=-500, le=9000, description="Ground elevation at the tower's foot, metres above sea level."
+    )
+    mast_height_m: float = Field(
+        20.0, ge=0, le=500, description="Height of the camera above the tower's foot, metres."
+    )
+    pan_deg: float = Field(0.0, ge=-360, le=360, description="Heading of the optical axis, clockwise from north.")
+    tilt_deg: float = Field(0.0, ge=-90, le=90, description="Elevation of the optical axis; negative looks down.")
+    roll_deg: float = Field(0.0, ge=-45, le=45, description="Roll of the image about the optical axis.")
+    hfov_deg: float = Field(60.0, gt=0.5, lt=180, description="Horizontal field of view of the frames.")
+    analysis_fps: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description=(
+            "Frames analysed per second. Too low: short events (a truck passing) are missed and confirmation"
+            " takes longer; too high: the detector falls behind and frames go stale (dropped, counted)."
+        ),
+    )
+    pose_sigma: PoseSigma = Field(default_factory=PoseSigma, description="Pose uncertainty (1 σ).")
+    enabled: bool = Field(True, description="False keeps the camera in the file but does not open it.")
+
+    @property
+    def is_rtsp(self) -> bool:
+        return self.source.startswith(("rtsp://", "rtsps://"))
+
+    @property
+    def source_redacted(self) -> str:
+        return redact_url(self.source)
+
+
+class ScoreThresholds(Strict):
+    """Minimum detector score per class. Too low: false alarms; too high: distant machines are missed."""
+
+    default: float = Field(0.35, ge=0.01, le=0.99, description="Threshold for a class not listed here.")
+    excavator: float | None = Field(None, ge=0.01, le=0.99, description="Threshold for excavators.")
+    truck: float | None = Field(None, ge=0.01, le=0.99, description="Threshold for trucks.")
+    fire: float | None = Field(None, ge=0.01, le=0.99, description="Threshold for fire.")
+    smoke: float | None = Field(None, ge=0.01, le=0.99, description="Threshold for smoke.")
+    person: float | None = Field(None, ge=0.01, le=0.99, description="Threshold for people.")
+
+    def for_class(self, name: str) -> float:
+        value = getattr(self, name, None)
+        return float(self.default if value is None else value)
+
+    def as_array(self) -> list[float]:
+        return [self.for_class(c) for c in CLASSES]
+
+
+ProviderName = Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+class DetectorConfig(Strict):
+    """The ONNX detector (any Ultralytics YOLOv8/YOLO11 detection export)."""
+
+    model_path: Path = Field(Path("models/minewatch-starter.onnx"), description="ONNX model file.")
+    input_size_px: int | None = Field(
+        None,
+        ge=32,
+        le=4096,
+        description="Square network input; None takes it from the model's metadata. Must be a multiple of the stride.",
+    )
+    providers: list[ProviderName] = Field(
+        default_factory=lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        min_length=1,
+        description="onnxruntime execution providers in order of preference; unavailable ones are skipped and logged.",
+    )
+    score_threshold: ScoreThresholds = Field(default_factory=ScoreThresholds, description="Per-class thresholds.")
+    iou_threshold: float = Field(
+        0.45,
+        ge=0.05,
+        le=0.95,
+        description="NMS overlap. Too low: machines side by side merge into one; too high: duplicate boxes.",
+    )
+    class_map: dict[str, ClassName | None] = Field(
+        default_factory=lambda: {c: c for c in CLASSES},
+        description="Model class name → minewatch class (null drops it). Names not listed are dropped.",
+    )
+    batch_max: int = Field(
+        4, ge=1, le=64, description="Most frames per inference batch across cameras (a fixed-batch model pads)."
+    )
+    batch_wait_ms: float = Field(
+        20.0,
+        ge=0,
+        le=2000,
+        description="Longest wait to fill a batch. Too low: small batches on a GPU; too high: staler frames.",
+    )
+    intra_op_threads: int = Field(0, ge=0, le=256, description="onnxruntime threads; 0 lets it choose.")
+
+
+class TlsConfig(Strict):
+    ca_file: Path | None = Field(None, description="CA certificate (PEM) that signed the broker's certificate.")
+    cert_file: Path | None = Field(None, description="Client certificate (PEM), for mutual TLS.")
+    key_file: Path | None = Field(None, description="Client private key (PEM), for mutual TLS.")
+    insecure: bool = Field(False, description="Skip hostname verification (tests only; never in production).")
+
+
+class MqttConfig(Strict):
+    """The broker that receives alerts. The password is never written here: only where to read it."""
+
+    enabled: bool = Field(True, description="False keeps alerts in the outbox and the log only.")
+    host: str = Field("localhost", min_length=1, description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker TCP port (8883 is usual for TLS).")
+    topic_prefix: str = Field("minewatch", pattern=r"^[A-Za-z0-9_/-]{1,100}$", description="First topic level(s).")
+    box_id: str = Field(
+        "edge-1", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="This edge box's id, the topic level after the prefix."
+    )
+    client_id: str | None = Field(None, max_length=128, description="MQTT client id; default minewatch-<box_id>.")
+    qos: Literal[0, 1, 2] = Field(1, description="QoS of events and snapshots. Use 1: at least once.")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive; too high detects a dead link late.")
+    tls: TlsConfig | None = Field(None, description="TLS settings; None is plain TCP.")
+    username: str | None = Field(None, max_length=256, description="Username, when the broker wants one.")
+    password_env: str | None = Field(None, description="Name of the environment variable holding the password.")
+    password_file: Path | None = Field(None, description="File whose first line is the password.")
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> MqttConfig:
+        if self.password_env and self.password_file:
+            raise ValueError("give password_env or password_file, not both")
+        return self
+
+    def password(self) -> str | None:
+        """Read the password from its environment variable or file (never from the config itself)."""
+        secret: str | None = None
+        if self.password_env:
+            secret = os.environ.get(self.password_env)
+            if secret is None:
+                raise UserError("mqtt", "password_env", f"environment variable {self.password_env} set", "unset")
+        elif self.password_file:
+            try:
+                secret = self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+            except (OSError, IndexError) as exc:
+                raise UserError(str(self.password_file), "mqtt.password_file", "a readable file", exc) from None
+        register_secret(secret)
+        return secret
+
+
+class AlertsConfig(Strict):
+    """How detections become alerts, and where alerts wait until the broker has them."""
+
+    snapshot_dir: Path = Field(Path("var/snapshots"), description="Folder of alert snapshots (JPEG).")
+    outbox_path: Path = Field(Path("var/outbox.sqlite"), description="SQLite outbox of alerts not yet acknowledged.")
+    confirm_hits: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="An object must be seen in this many of the last confirm_window analysed frames."
+        " Too low: one-frame false detections raise alerts; too high: alerts come late.",
+    )
+    confirm_window: int = Field(5, ge=1, le=200, description="Analysed frames looked back over for confirmation.")
+    end_after_s: float = Field(
+        30.0,
+        ge=0.5,
+        le=86400,
+        description="An event ends after this long unseen. Too low: a flicker ends it and a new one starts.",
+    )
+    update_interval_s: float = Field(
+        10.0, ge=0.5, le=86400, description="Least time between two `update` messages of one event."
+    )
+    snapshot_jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots.")
+    print_alerts: bool = Field(True, description="Also log each alert event on the console.")
+
+    @model_validator(mode="after")
+    def _hits_in_window(self) -> AlertsConfig:
+        if self.confirm_hits > self.confirm_window:
+            raise ValueError(f"confirm_hits ({self.confirm_hits}) must be ≤ confirm_window ({self.confirm_window})")
+        return self
+
+
+class ZonesConfig(Strict):
+    dir: Path = Field(Path("zones"), description="Folder of zone files (*.geojson, WGS84).")
+    fire_anywhere: bool = Field(
+        True, description="Raise fire and smoke alerts anywhere in view, not only inside fire_watch zones."
+    )
+
+
+class Config(Strict):
+    """The whole of ``cameras.yaml``."""
+
+    cameras: Annotated[list[CameraConfig], Field(min_length=1, description="The cameras this box watches.")]
+    detector: DetectorConfig = Field(default_factory=DetectorConfig, description="The detector.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The broker.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alerts and the outbox.")
+    zones: ZonesConfig = Field(default_factory=ZonesConfig, description="Geofences.")
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        seen: set[str] = set()
+        for cam in cameras:
+            if cam.id in seen:
+                raise ValueError(f"duplicate camera id {cam.id!r}")
+            seen.add(cam.id)
+        return cameras
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(camera_id)
+
+
+def _resolve_paths(model: BaseModel, base: Path) -> None:
+    """Make every relative Path field (recursively) relative to ``base``, and file sources too."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            object.__setattr__(model, name, base / value)
+        elif isinstance(value, BaseModel):
+            _resolve_paths(value, base)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    _resolve_paths(item, base)
+    if isinstance(model, CameraConfig) and "://" not in model.source and not Path(model.source).is_absolute():
+        object.__setattr__(model, "source", str(base / model.source))
+
+
+def _loc(loc: tuple[int | str, ...], data: Any) -> str:
+    """``('cameras', 0, 'lat')`` → ``cameras[0] (id=cam1).lat``."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) and "id" in node[item]:
+                label = f"[{item}] (id={node[item]['id']})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(item))
+        try:
+            node = node[item]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return "".join(parts) or "(top level)"
+
+
+def validation_error_to_user_error(source: str, exc: ValidationError, data: Any) -> UserError:
+    err = exc.errors()[0]
+    field = _loc(tuple(err["loc"]), data)
+    kind = err["type"]
+    found: object = err.get("input")
+    if kind == "extra_forbidden":
+        expected = "only known fields (see `minewatch config check --help` and docs/CONFIG.md)"
+        found = f"unknown field {str(err['loc'][-1])!r}"
+    elif kind == "missing":
+        expected, found = "this required field", "nothing"
+    else:
+        expected = err["msg"].removeprefix("Value error, ")
+    if isinstance(found, str):
+        found = redact_url(found)
+    more = len(exc.errors()) - 1
+    error = UserError(source, field, expected, found)
+    if more:
+        error.args = (f"{error.args[0]} (and {more} more problem{'s' if more > 1 else ''})",)
+    return error
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(str(path), None, "an existing config file", "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(str(path), None, "a readable UTF-8 file", exc) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(str(path), where, "valid YAML", problem) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve ``cameras.yaml``; raises :class:`UserError` on any mistake."""
+    path = Path(path)
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise UserError(str(path), None, "a mapping with a `cameras:` list", type(data).__name__)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error_to_user_error(str(path), exc, data) from None
+    _resolve_paths(config, path.resolve().parent)
+    return config

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set up minewatch on a fresh Debian machine (run as root, or with sudo available).
+#   bash scripts/setup.sh          runtime: .venv with the daemon's packages, the sample clip
+#   bash scripts/setup.sh --dev    also test tools, Mosquitto, an RTSP server (GStreamer), training extras
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0
+[[ "${1:-}" == "--dev" ]] && DEV=1
+
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO="sudo"
+
+apt_pkgs=()
+python3 -m venv --help >/dev/null 2>&1 || apt_pkgs+=(python3-venv python3-pip)
+if [[ $DEV -eq 1 ]]; then
+  # Mosquitto for the MQTT tests; GStreamer's RTSP server (driven by /usr/bin/python3) for the RTSP tests.
+  for p in mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+           gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp; do
+    dpkg -s "$p" >/dev/null 2>&1 || apt_pkgs+=("$p")
+  done
+fi
+if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
+  echo "setup: apt-get install ${apt_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+fi
+
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+if [[ $DEV -eq 1 ]]; then
+  .venv/bin/python -m pip install -q -e ".[dev,train]" 2>&1 | grep -v '^WARNING: Location' || true
+else
+  .venv/bin/python -m pip install -q -e . 2>&1 | grep -v '^WARNING: Location' || true
+fi
+.venv/bin/python -c "import pipeline, av, onnxruntime, cv2, shapely, pyproj, paho.mqtt" \
+  || { echo "setup: the Python packages did not install (see pip's output above)" >&2; exit 1; }
+
+# The bundled sample: made here from images shipped inside the ultralytics wheel (never from ../shared).
+.venv/bin/python scripts/make_sample.py --out data/sample
+echo "setup: done"
