@@ -16,7 +16,8 @@ python3 -m venv --help >/dev/null 2>&1 || apt_pkgs+=(python3-venv python3-pip)
 if [[ $DEV -eq 1 ]]; then
   # Mosquitto for the MQTT tests; GStreamer's RTSP server (driven by /usr/bin/python3) for the RTSP tests.
   for p in mosquitto python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
-           gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp; do
+           gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp \
+           chromium chromium-driver npm; do
     dpkg -s "$p" >/dev/null 2>&1 || apt_pkgs+=("$p")
   done
 fi
@@ -29,7 +30,7 @@ fi
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 if [[ $DEV -eq 1 ]]; then
-  .venv/bin/python -m pip install -q -e ".[dev,train]" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q -e ".[dev,train,console]" 2>&1 | grep -v '^WARNING: Location' || true
 else
   .venv/bin/python -m pip install -q -e . 2>&1 | grep -v '^WARNING: Location' || true
 fi
@@ -38,4 +39,6 @@ fi
 
 # The bundled sample: made here from images shipped inside the ultralytics wheel (never from ../shared).
 .venv/bin/python scripts/make_sample.py --out data/sample
+# The console's Leaflet, from the npm registry into pipeline/console/static/vendor/ (gitignored).
+if command -v npm >/dev/null; then bash scripts/vendor_console_assets.sh; else echo "setup: npm missing: the console map needs scripts/vendor_console_assets.sh"; fi
 echo "setup: done"
