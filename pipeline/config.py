@@ -295,7 +295,7 @@ def validation_error_to_user_error(source: str, exc: ValidationError, data: Any)
     elif kind == "missing":
         expected, found = "this required field", "nothing"
     else:
-        expected = err["msg"].removeprefix("Value error, ")
+        expected = err["msg"].removeprefix("Value error, ").replace("Input should be ", "")
     if isinstance(found, str):
         found = redact_url(found)
     more = len(exc.errors()) - 1

@@ -1,0 +1,107 @@
+"""The per-frame chain after detection: tracks → ground fixes → zones and rules → alert events.
+
+One :class:`Analyzer` serves all cameras of a box and is driven from ONE thread (the daemon's analysis
+loop, or the offline evaluation): per-camera state (tracker, zone hysteresis, open events) lives in a
+:class:`CameraState` and is never touched from anywhere else, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.config import CameraConfig, Config
+from pipeline.geo.camera import CameraModel
+from pipeline.logs import get_logger
+from pipeline.types import AlertEvent, Detections, Frame, GroundFix
+from pipeline.zones.events import EventManager
+from pipeline.zones.model import Zone
+
+
+@dataclass
+class CameraState:
+    camera: CameraConfig
+    model: CameraModel
+    events: EventManager
+    frames: int = 0
+    detections: int = 0
+
+
+class Analyzer:
+    """Turns (frame, detections) into alert events, per camera, with the daemon's exact code path."""
+
+    def __init__(self, config: Config, zones: Sequence[Zone], terrain: object | None = None) -> None:
+        self.config = config
+        self.terrain = terrain
+        self.zones: list[Zone] = list(zones)
+        self._log = get_logger("analyzer")
+        self.cameras: dict[str, CameraState] = {}
+        for cam in config.cameras:
+            if cam.enabled:
+                self.cameras[cam.id] = self._camera_state(cam)
+
+    def _camera_state(self, cam: CameraConfig) -> CameraState:
+        model = CameraModel.from_config(cam, self.terrain)  # type: ignore[arg-type]
+        events = EventManager(cam, self.zones, self.config.alerts, self.config.zones)
+        return CameraState(cam, model, events)
+
+    def reload_zones(self, zones: Sequence[Zone]) -> None:
+        """New zones and rules for every camera (SIGHUP). Open events end under the old zones' ids."""
+        self.zones = list(zones)
+        for state in self.cameras.values():
+            state.events.set_zones(self.zones)
+
+    def locate(self, frame: Frame, dets: Detections) -> list[GroundFix | None]:
+        state = self.cameras[frame.camera_id]
+        if len(dets) == 0:
+            return []
+        return state.model.locate(frame.pose, frame.wh, dets.bottom_centre_xy(), state.camera.pose_sigma)
+
+    def process(self, frame: Frame, dets: Detections) -> list[AlertEvent]:
+        """One analysed frame of one camera → the events it causes (new/update/end)."""
+        state = self.cameras[frame.camera_id]
+        state.frames += 1
+        state.detections += len(dets)
+        fixes = self.locate(frame, dets)
+        events = state.events.update(frame, dets, fixes, frame.t_capture)
+        for event in events:
+            self._add_zone_outline(state, frame, event)
+        return events
+
+    def tick(self, now_s: float) -> list[AlertEvent]:
+        """Events that end by time alone (nothing seen for ``end_after_s``)."""
+        ended: list[AlertEvent] = []
+        for state in self.cameras.values():
+            ended.extend(state.events.tick(now_s))
+        return ended
+
+    def finish(self, now_s: float) -> list[AlertEvent]:
+        """End every open event (the end of recorded footage)."""
+        ended: list[AlertEvent] = []
+        for state in self.cameras.values():
+            ended.extend(state.events.close_all(now_s))
+        return ended
+
+    def _add_zone_outline(self, state: CameraState, frame: Frame, event: AlertEvent) -> None:
+        """Project the event's zone into the frame, for the snapshot's overlay."""
+        if event.zone is None or frame is None or "zone_outline_xy" in event.extra:
+            return
+        zone = next((z for z in self.zones if z.id == event.zone.id), None)
+        if zone is None:
+            return
+        outlines = []
+        for ring in _rings(zone):
+            lon, lat = np.asarray(ring.coords, dtype=np.float64).T
+            xy = state.model.project(frame.pose, frame.wh, lat, lon)
+            if np.isfinite(xy).all():
+                outlines.append(xy.astype(np.float32))
+        if outlines:
+            event.extra["zone_outline_xy"] = outlines
+
+
+def _rings(zone: Zone) -> list:  # type: ignore[type-arg]
+    geom = zone.polygon
+    polys = list(geom.geoms) if hasattr(geom, "geoms") else [geom]
+    return [p.exterior for p in polys]

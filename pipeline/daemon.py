@@ -1,0 +1,189 @@
+"""``minewatch run``: wire the stages together and run until SIGINT/SIGTERM.
+
+Threads: one reader per camera (pipeline.sources), this analysis loop (batcher → detector → analyzer →
+alert sink, all per-camera state on this one thread), and the MQTT relay (paho's network loop plus the
+outbox thread). Alerts wait only in the SQLite outbox: a clean stop leaves unsent ones there for the
+next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pipeline.config import Config, load_config
+from pipeline.errors import UserError
+from pipeline.logs import get_logger, setup_logging
+from pipeline.types import AlertEvent
+
+log = get_logger("daemon")
+
+
+@dataclass
+class Stats:
+    batches: int = 0
+    frames: int = 0
+    events: int = 0
+    inference_s: float = 0.0
+    started_s: float = field(default_factory=time.monotonic)
+
+
+def check_inputs(config: Config, config_path: str) -> None:
+    """Files the run cannot start without: one line each (exit 2), before anything is opened."""
+    if not config.detector.model_path.is_file():
+        raise UserError(config_path, "detector.model_path", "an existing ONNX model file",
+                        str(config.detector.model_path))
+    for i, cam in enumerate(config.cameras):
+        if cam.enabled and not cam.is_rtsp and "://" not in cam.source and not Path(cam.source).is_file():
+            raise UserError(config_path, f"cameras[{i}] (id={cam.id}).source",
+                            "an rtsp:// URL or an existing video file", cam.source)
+
+
+class Daemon:
+    """The running pipeline. ``run()`` blocks until ``stop()`` or, for recorded files, their end."""
+
+    def __init__(self, config: Config, config_path: str = "cameras.yaml", *, exit_at_eof: bool = True) -> None:
+        from pipeline.alerts import AlertSink, Outbox, Relay
+        from pipeline.analyzer import Analyzer
+        from pipeline.detect.batcher import Batcher
+        from pipeline.detect.onnx_detector import OnnxDetector
+        from pipeline.sources import make_source
+        from pipeline.zones.model import load_zones
+
+        check_inputs(config, config_path)
+        self.config = config
+        self.config_path = config_path
+        self.exit_at_eof = exit_at_eof
+        self.stop_event = threading.Event()
+        self.stats = Stats()
+        self.zones = load_zones(config.zones.dir)
+        log.info("%d zone(s) loaded from %s", len(self.zones), config.zones.dir)
+        self.detector = OnnxDetector(config.detector)
+        self.outbox = Outbox(config.alerts.outbox_path)
+        self.sink = AlertSink(config, self.outbox)
+        self.relay: Any = Relay(config.mqtt, self.outbox) if config.mqtt.enabled else None
+        self.analyzer = Analyzer(config, self.zones)
+        self.sources = {
+            cam.id: make_source(cam, on_status=self._on_status) for cam in config.cameras if cam.enabled
+        }
+        self.batcher = Batcher(
+            {cid: src.slot for cid, src in self.sources.items()},
+            config.detector.batch_max,
+            config.detector.batch_wait_ms / 1000.0,
+        )
+
+    # -- callbacks from other threads ---------------------------------------------------------------
+    def _on_status(self, camera_id: str, status: str, detail: dict[str, Any]) -> None:
+        get_logger("sources", camera_id).info("status %s", status)
+        if self.relay is not None:
+            self.relay.publish_status(camera_id, status, detail)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def reload_zones(self) -> bool:
+        """Load the zone files again; a bad file is rejected with one line and the old zones stay."""
+        from pipeline.zones.model import load_zones
+
+        try:
+            zones = load_zones(self.config.zones.dir)
+        except UserError as exc:
+            log.error("zones not reloaded, the old ones stay in force: %s", exc)
+            return False
+        self.zones = zones
+        self.analyzer.reload_zones(zones)
+        log.info("zones reloaded: %d zone(s)", len(zones))
+        return True
+
+    def _emit(self, events: list[AlertEvent]) -> None:
+        for event in events:
+            alert_id = self.sink.submit(event)
+            self.stats.events += 1
+            if self.config.alerts.print_alerts:
+                zone = event.zone.id if event.zone else "-"
+                where = f"{event.fix.lat:.6f},{event.fix.lon:.6f}" if event.fix else "no ground fix"
+                get_logger("alerts", event.camera_id).info(
+                    "ALERT %s %s %s rule=%s zone=%s score=%.2f at %s", event.type, alert_id, event.class_name,
+                    event.rule, zone, event.score, where)
+        if events and self.relay is not None:
+            self.relay.wake()
+
+    def _sources_done(self) -> bool:
+        return all(src.finished for src in self.sources.values())
+
+    def run(self) -> int:
+        if self.relay is not None:
+            self.relay.start()
+        for src in self.sources.values():
+            src.start()
+        log.info("running: %d camera(s), detector %s on %s", len(self.sources), self.detector.input_size_px,
+                 self.detector.provider)
+        last_tick = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                batch = self.batcher.next_batch(self.stop_event)
+                if batch:
+                    t0 = time.perf_counter()
+                    dets = self.detector.detect([f.image_bgr for f in batch])
+                    self.stats.inference_s += time.perf_counter() - t0
+                    self.stats.batches += 1
+                    self.stats.frames += len(batch)
+                    for frame, det in zip(batch, dets, strict=True):
+                        self._emit(self.analyzer.process(frame, det))
+                now = time.monotonic()
+                if now - last_tick >= 1.0:
+                    last_tick = now
+                    self._emit(self.analyzer.tick(time.time()))
+                if not batch and self.exit_at_eof and self._sources_done():
+                    log.info("all recorded sources ended")
+                    self._emit(self.analyzer.finish(time.time()))
+                    break
+        finally:
+            for src in self.sources.values():
+                src.stop()
+            if self.relay is not None:
+                self.relay.stop(drain_timeout_s=3.0)
+            self.outbox.close()
+            elapsed = time.monotonic() - self.stats.started_s
+            log.info("stopped: %d frames analysed in %d batches (%.1f frames/s), %d alert events, %d pending"
+                     " in the outbox", self.stats.frames, self.stats.batches,
+                     self.stats.frames / max(elapsed, 1e-9), self.stats.events, self._pending())
+        return 0
+
+    def _pending(self) -> int:
+        try:
+            return int(self.outbox.pending_count())
+        except Exception:
+            return -1
+
+
+def cli_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="minewatch run", description="Run the daemon until SIGINT/SIGTERM.")
+    parser.add_argument("--config", default="cameras.yaml", help="config file (default: cameras.yaml)")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    parser.add_argument("--forever", action="store_true",
+                        help="keep running when recorded files end (default: stop once every file has ended)")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, args.log_json)
+    config = load_config(args.config)
+    daemon = Daemon(config, args.config, exit_at_eof=not args.forever)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping (pending alerts stay in the outbox)", signal.Signals(signum).name)
+        daemon.stop()
+
+    def _hup(_signum: int, _frame: FrameType | None) -> None:
+        daemon.reload_zones()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _hup)
+    return daemon.run()
