@@ -161,11 +161,35 @@ class MqttConfig(Strict):
     username: str | None = Field(None, max_length=256, description="Username, when the broker wants one.")
     password_env: str | None = Field(None, description="Name of the environment variable holding the password.")
     password_file: Path | None = Field(None, description="File whose first line is the password.")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT protocol version. 5 gives PUBACK reason codes and snapshot user properties."
+    )
+    reconnect_min_s: float = Field(
+        1.0, ge=0.05, le=600,
+        description="First wait before reconnecting; doubled on each failure. Too low: a flapping link is"
+        " hammered; too high: alerts wait longer after a short outage.",
+    )
+    reconnect_max_s: float = Field(
+        60.0, ge=0.1, le=3600,
+        description="Cap of the reconnect backoff. Too high: after a long outage alerts start flowing late;"
+        " too low: many connection attempts against a broker that is down.",
+    )
+    inflight_window: int = Field(
+        20, ge=1, le=1000,
+        description="Outbox messages handed to the client awaiting PUBACK at once. Too low: a slow link drains"
+        " the backlog slowly; too high: more duplicates are re-sent after a cut.",
+    )
+    connect_timeout_s: float = Field(
+        10.0, ge=0.5, le=300, description="TCP/TLS connect timeout. Too low: slow 4G links never connect."
+    )
 
     @model_validator(mode="after")
     def _one_password_source(self) -> MqttConfig:
         if self.password_env and self.password_file:
             raise ValueError("give password_env or password_file, not both")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(f"reconnect_min_s ({self.reconnect_min_s}) must be ≤ reconnect_max_s"
+                             f" ({self.reconnect_max_s})")
         return self
 
     def password(self) -> str | None:
@@ -208,6 +232,28 @@ class AlertsConfig(Strict):
     )
     snapshot_jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality of snapshots.")
     print_alerts: bool = Field(True, description="Also log each alert event on the console.")
+    outbox_max_messages: int = Field(
+        100_000, ge=10, le=10_000_000,
+        description="Most messages the outbox holds. When full, the oldest `update` messages (then snapshots)"
+        " are dropped and counted; `new`/`end` events go only when nothing else is left. Too low: a long"
+        " outage loses updates; too high: a long backlog floods the control room when the link returns.",
+    )
+    outbox_max_mb: float = Field(
+        1024.0, ge=1, le=1_000_000,
+        description="Most megabytes (event JSON + snapshot JPEGs) waiting in the outbox; same policy as"
+        " outbox_max_messages. Too high: snapshots fill the disk during a long outage.",
+    )
+    snapshot_quota_mb: float = Field(
+        2048.0, ge=1, le=10_000_000,
+        description="Most megabytes of snapshots kept; the oldest go first (never one still waiting to be"
+        " sent). Too high: the disk fills; too low: operators lose recent pictures.",
+    )
+    snapshot_max_age_days: float = Field(
+        30.0, ge=0.01, le=3650, description="Snapshots older than this are deleted (unless still unsent)."
+    )
+    retention_interval_s: float = Field(
+        600.0, ge=1, le=86400, description="How often snapshot retention runs. Too low: needless disk scans."
+    )
 
     @model_validator(mode="after")
     def _hits_in_window(self) -> AlertsConfig:
@@ -223,6 +269,18 @@ class ZonesConfig(Strict):
     )
 
 
+class OpsConfig(Strict):
+    """Health, metrics and logs for the people who keep the box running."""
+
+    http_host: str = Field("127.0.0.1", description="Address of the /health and /metrics server.")
+    http_port: int | None = Field(
+        9108, ge=0, le=65535, description="Port of /health and /metrics; 0 picks a free one, null turns it off."
+    )
+    stale_frame_s: float = Field(
+        30.0, gt=0, le=86400, description="/health reports a camera unhealthy when its last frame is older."
+    )
+
+
 class Config(Strict):
     """The whole of ``cameras.yaml``."""
 
@@ -231,6 +289,7 @@ class Config(Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The broker.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alerts and the outbox.")
     zones: ZonesConfig = Field(default_factory=ZonesConfig, description="Geofences.")
+    ops: OpsConfig = Field(default_factory=OpsConfig, description="Health and metrics endpoints.")
 
     @field_validator("cameras")
     @classmethod
