@@ -72,11 +72,61 @@ class Daemon:
         self.sources = {
             cam.id: make_source(cam, on_status=self._on_status) for cam in config.cameras if cam.enabled
         }
+        from prometheus_client import CollectorRegistry
+
+        from pipeline.ops import Metrics, PipelineCollector, SystemdNotifier
+
+        self.registry = CollectorRegistry()
+        self.registry.register(PipelineCollector(self.snapshot))
+        self.metrics = Metrics(self.registry)
+        self.notifier = SystemdNotifier()
+        self.ops_server: Any = None
+        self.event_counts: dict[tuple[str, str], int] = {}
         self.batcher = Batcher(
             {cid: src.slot for cid, src in self.sources.items()},
             config.detector.batch_max,
             config.detector.batch_wait_ms / 1000.0,
         )
+
+    # -- health and metrics (read from the HTTP thread; plain reads of counters, no locks needed) ----------
+    def snapshot(self) -> dict[str, Any]:
+        cameras = {}
+        for cid, src in self.sources.items():
+            try:
+                cameras[cid] = dict(src.health())
+            except Exception as exc:  # a source must never break /metrics
+                cameras[cid] = {"status": "unknown", "error": str(exc)}
+        return {
+            "cameras": cameras,
+            "events": dict(self.event_counts),
+            "outbox_depth": self._pending(),
+            "broker_connected": bool(getattr(self.relay, "connected", False)),
+            "frames": self.stats.frames,
+        }
+
+    def health(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        stale_s = self.config.ops.stale_frame_s
+        cams = {}
+        for cid, h in snap["cameras"].items():
+            age = h.get("last_frame_age_s")
+            ok = h.get("status") == "online" and (age is None or age <= stale_s)
+            cams[cid] = {"ok": ok, **h}
+        broker = {"enabled": self.relay is not None, "connected": snap["broker_connected"]}
+        if self.relay is not None:
+            broker["address"] = f"{self.config.mqtt.host}:{self.config.mqtt.port}"
+        healthy = all(c["ok"] or c.get("status") == "finished" for c in cams.values()) and (
+            self.relay is None or snap["broker_connected"])
+        return {
+            "healthy": healthy,
+            "cameras": cams,
+            "detector": {"model": str(self.config.detector.model_path), "provider": self.detector.provider,
+                         "input_size_px": self.detector.input_size_px, "batches": self.stats.batches},
+            "broker": broker,
+            "outbox_depth": snap["outbox_depth"],
+            "zones": len(self.zones),
+            "uptime_s": round(time.monotonic() - self.stats.started_s, 1),
+        }
 
     # -- callbacks from other threads ---------------------------------------------------------------
     def _on_status(self, camera_id: str, status: str, detail: dict[str, Any]) -> None:
@@ -106,6 +156,8 @@ class Daemon:
         for event in events:
             alert_id = self.sink.submit(event)
             self.stats.events += 1
+            key = (event.camera_id, event.type)
+            self.event_counts[key] = self.event_counts.get(key, 0) + 1
             if self.config.alerts.print_alerts:
                 zone = event.zone.id if event.zone else "-"
                 where = f"{event.fix.lat:.6f},{event.fix.lon:.6f}" if event.fix else "no ground fix"
@@ -119,6 +171,11 @@ class Daemon:
         return all(src.finished for src in self.sources.values())
 
     def run(self) -> int:
+        if self.config.ops.http_port is not None:
+            from pipeline.ops import OpsServer
+
+            self.ops_server = OpsServer(self.config.ops.http_host, self.config.ops.http_port, self.health,
+                                        self.registry).start()
         if self.relay is not None:
             self.relay.start()
         for src in self.sources.values():
@@ -126,17 +183,22 @@ class Daemon:
         log.info("running: %d camera(s), detector %s on %s", len(self.sources), self.detector.input_size_px,
                  self.detector.provider)
         last_tick = time.monotonic()
+        self.notifier.ready()
         try:
             while not self.stop_event.is_set():
                 batch = self.batcher.next_batch(self.stop_event)
                 if batch:
                     t0 = time.perf_counter()
                     dets = self.detector.detect([f.image_bgr for f in batch])
-                    self.stats.inference_s += time.perf_counter() - t0
+                    spent = time.perf_counter() - t0
+                    self.stats.inference_s += spent
+                    self.metrics.inference_s.observe(spent)
+                    self.metrics.batch_size.observe(len(batch))
                     self.stats.batches += 1
                     self.stats.frames += len(batch)
                     for frame, det in zip(batch, dets, strict=True):
                         self._emit(self.analyzer.process(frame, det))
+                self.notifier.watchdog()
                 now = time.monotonic()
                 if now - last_tick >= 1.0:
                     last_tick = now
@@ -146,11 +208,14 @@ class Daemon:
                     self._emit(self.analyzer.finish(time.time()))
                     break
         finally:
+            self.notifier.stopping()
             for src in self.sources.values():
                 src.stop()
             if self.relay is not None:
                 self.relay.stop(drain_timeout_s=3.0)
             self.outbox.close()
+            if self.ops_server is not None:
+                self.ops_server.stop()
             elapsed = time.monotonic() - self.stats.started_s
             log.info("stopped: %d frames analysed in %d batches (%.1f frames/s), %d alert events, %d pending"
                      " in the outbox", self.stats.frames, self.stats.batches,

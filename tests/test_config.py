@@ -1,0 +1,121 @@
+"""Config validation: a table of good and bad cameras.yaml files, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD_CAMERA = """
+cameras:
+  - id: t1
+    source: clip.mp4
+    lat: 38.7
+    lon: 111.6
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cameras.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_defaults_and_resolves_paths(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD_CAMERA))
+    cam = config.cameras[0]
+    assert cam.source == str(tmp_path / "clip.mp4")
+    assert cam.hfov_deg == 60.0 and cam.analysis_fps == 2.0
+    assert config.detector.model_path == tmp_path / "models/minewatch-starter.onnx"
+    assert config.mqtt.qos == 1
+    assert config.alerts.outbox_path == tmp_path / "var/outbox.sqlite"
+
+
+def test_rtsp_source_is_kept_and_redacted(tmp_path: Path) -> None:
+    text = GOOD_CAMERA.replace("clip.mp4", "rtsp://admin:s3cret@10.0.0.5:554/Streaming/101")
+    cam = load_config(write(tmp_path, text)).cameras[0]
+    assert cam.is_rtsp
+    assert cam.source.endswith("s3cret@10.0.0.5:554/Streaming/101")
+    assert cam.source_redacted == "rtsp://admin:***@10.0.0.5:554/Streaming/101"
+
+
+BAD = [
+    ("lat: 38.7", "lat: 95", "cameras[0] (id=t1).lat: expected less than or equal to 90, found 95"),
+    ("lon: 111.6", "lon: 111.6\n    zoom: 3", "cameras[0] (id=t1).zoom: expected only known fields"),
+    ("    lat: 38.7\n", "", "cameras[0] (id=t1).lat: expected this required field, found nothing"),
+    ("id: t1", "id: 'bad id!'", "cameras[0] (id=bad id!).id: expected String should match pattern"),
+    ("lon: 111.6", "lon: 111.6\n    hfov_deg: 0", "hfov_deg: expected greater than 0.5, found 0"),
+    ("lon: 111.6", "lon: 111.6\nmqtt:\n  password: hunter2", "mqtt.password: expected only known fields"),
+    ("lon: 111.6", "lon: 111.6\nmqtt:\n  port: 70000", "mqtt.port: expected less than or equal to 65535"),
+    ("lon: 111.6", "lon: 111.6\nalerts:\n  confirm_hits: 6\n  confirm_window: 5",
+     "alerts: expected confirm_hits (6) must be ≤ confirm_window (5)"),
+    ("lon: 111.6", "lon: 111.6\ndetector:\n  providers: [OpenVINOExecutionProvider]",
+     "detector.providers[0]: expected 'TensorrtExecutionProvider'"),
+    ("cameras:", "cameras: []\nx:", "cameras: expected List should have at least 1 item"),
+    ("lon: 111.6", "lon: 111.6\n  - id: t1\n    source: b.mp4\n    lat: 1\n    lon: 1",
+     "cameras: expected duplicate camera id 't1'"),
+    ("    lat: 38.7", "   lat: 38.7", "line 5, column 4: expected valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), BAD, ids=[m.split(":")[0] for _, _, m in BAD])
+def test_bad_config_gives_one_line_naming_the_field(tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = write(tmp_path, GOOD_CAMERA.replace(old, new, 1))
+    with pytest.raises(UserError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(str(path))
+    assert message in text
+
+
+def test_password_comes_from_env_or_file_never_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, GOOD_CAMERA + "mqtt:\n  username: u\n  password_env: MW_TEST_PW\n")
+    mqtt = load_config(path).mqtt
+    with pytest.raises(UserError, match="MW_TEST_PW"):
+        mqtt.password()
+    monkeypatch.setenv("MW_TEST_PW", "pw-from-env")
+    assert mqtt.password() == "pw-from-env"
+    (tmp_path / "pw.txt").write_text("pw-from-file\n")
+    path = write(tmp_path, GOOD_CAMERA + "mqtt:\n  password_file: pw.txt\n")
+    assert load_config(path).mqtt.password() == "pw-from-file"
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "needle"),
+    [
+        (GOOD_CAMERA, 0, "1 camera(s)"),
+        (GOOD_CAMERA.replace("lat: 38.7", "lat: north"), 2, "lat: expected a valid number"),
+        (": : :", 2, "expected valid YAML"),
+        ("- just a list", 2, "expected a mapping with a `cameras:` list"),
+    ],
+)
+def test_config_check_cli(tmp_path: Path, text: str, code: int, needle: str) -> None:
+    path = write(tmp_path, text)
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "check", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == code, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert needle in out
+    assert "Traceback" not in out
+    if code:
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_config_check_missing_file(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "check", str(tmp_path / "nope.yaml")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "nope.yaml: expected an existing config file, found no such file" in proc.stderr
+
+
+def test_shipped_sample_config_is_valid() -> None:
+    config = load_config(ROOT / "cameras.yaml")
+    assert config.cameras[0].id == "kelan-t1"
