@@ -262,11 +262,141 @@ class AlertsConfig(Strict):
         return self
 
 
+class TrackConfig(Strict):
+    """ByteTrack-style tracking per camera and preset (pipeline/track); docs/ZONES.md explains it."""
+
+    high_score: float = Field(
+        0.35,
+        ge=0.01,
+        le=0.99,
+        description="Detections at or above this start tracks and are matched first; those below it (down to the"
+        " detector's threshold) only keep existing tracks alive. Too low: false detections start tracks; too"
+        " high: faint distant machines never get a track. Lower the detector's thresholds to feed the low pass.",
+    )
+    match_iou: float = Field(
+        0.2,
+        ge=0.01,
+        le=0.95,
+        description="Least box overlap (IoU, after motion prediction) to continue a track with a high-score"
+        " detection. Too low: neighbouring machines swap ids; too high: a moving truck gets a new id each frame.",
+    )
+    low_match_iou: float = Field(
+        0.5, ge=0.01, le=0.95, description="Least IoU to continue a track with a low-score detection."
+    )
+    lost_frames: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Analysed frames of the same preset a track survives unseen. Too low: a flicker or a passing"
+        " occlusion breaks the track; too high: a departed object's id is reused by a newcomer.",
+    )
+    lost_frames_stationary: int = Field(
+        60,
+        ge=1,
+        le=100_000,
+        description="The same for a stationary track (a parked machine), which may be hidden for longer.",
+    )
+    stationary_window: int = Field(
+        6, ge=2, le=1000, description="Sightings looked back over to decide that a track is stationary."
+    )
+    stationary_move_frac: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="A track is stationary when its box centre moved less than this fraction of its box diagonal"
+        " over stationary_window sightings. Too low: box jitter keeps a parked machine 'moving'; too high: a slow"
+        " truck counts as parked.",
+    )
+    ground_smoothing: float = Field(
+        0.3,
+        gt=0.0,
+        le=1.0,
+        description="Weight of a new ground fix in a moving track's smoothed position (1 = no smoothing);"
+        " stationary tracks average all their fixes. Too low: positions lag a moving truck; too high: jitter.",
+    )
+
+
 class ZonesConfig(Strict):
+    """Geofences and the rules that turn located tracks into events (docs/ZONES.md)."""
+
     dir: Path = Field(Path("zones"), description="Folder of zone files (*.geojson, WGS84).")
     fire_anywhere: bool = Field(
         True, description="Raise fire and smoke alerts anywhere in view, not only inside fire_watch zones."
     )
+    tz: str = Field(
+        "Asia/Shanghai",
+        min_length=1,
+        max_length=64,
+        description="IANA time zone of zone schedules and permit dates, unless a zone names its own.",
+    )
+    probability_threshold: float = Field(
+        0.5,
+        ge=0.01,
+        le=0.99,
+        description="Least probability (from the fix's uncertainty ellipse) that an object lies in a zone (or a"
+        " licensed area's buffer band) to raise an alert. Too low: machines next to a zone raise alerts; too"
+        " high: distant machines (large ellipses) inside a zone never do.",
+    )
+    probability_hysteresis: float = Field(
+        0.15,
+        ge=0.0,
+        le=0.9,
+        description="An open event keeps counting sightings while the probability stays above"
+        " probability_threshold minus this. Too low: an object on the boundary ends and restarts its event.",
+    )
+    revisit_match_m: float = Field(
+        100.0,
+        ge=0.0,
+        le=10_000.0,
+        description="Sightings of one class in one zone closer than this (plus their 90 % ellipses) are one site:"
+        " they continue one event across patrol revisits. Too low: a parked machine raises a new event every"
+        " patrol cycle; too high: two machines in one large zone share one event.",
+    )
+    revisit_match_deg: float = Field(
+        3.0,
+        ge=0.0,
+        le=180.0,
+        description="The same for sightings without a ground fix (smoke above the horizon): bearing difference.",
+    )
+    sky_smoke_range_m: float = Field(
+        20_000.0,
+        ge=0.0,
+        le=100_000.0,
+        description="Fire or smoke without a ground fix is tied to a fire_watch zone that its line of sight"
+        " crosses within this range (when fire_anywhere is off). Too high: zones behind the horizon get it.",
+    )
+    max_unseen_s: float = Field(
+        3600.0,
+        ge=1.0,
+        le=7 * 86400.0,
+        description="An event ends after this long without a sighting even when the camera never looked at the"
+        " site again (patrol changed, camera offline). Too low: long patrol cycles split events.",
+    )
+    update_score_delta: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="An `update` is sent at once (not waiting for update_interval_s) when the best score rose by this.",
+    )
+    update_move_m: float = Field(
+        50.0,
+        ge=0.0,
+        le=100_000.0,
+        description="An `update` is sent at once when the object moved this far (and more than its 90 % ellipse)."
+        " Too low: position jitter floods the broker with updates.",
+    )
+    track: TrackConfig = Field(default_factory=TrackConfig, description="Tracking per camera and preset.")
+
+    @field_validator("tz")
+    @classmethod
+    def _known_tz(cls, tz: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone such as Asia/Shanghai") from None
+        return tz
 
 
 class OpsConfig(Strict):
