@@ -35,6 +35,170 @@ class PoseSigma(Strict):
     )
 
 
+class ReaderConfig(Strict):
+    """How a camera's stream is read: timeouts, the stall watchdog, reconnection and decoding."""
+
+    open_timeout_s: float = Field(
+        10.0, ge=0.5, le=120, description="Longest wait to open the stream. Too low: a slow link never connects."
+    )
+    stall_s: float = Field(
+        5.0,
+        ge=0.5,
+        le=600,
+        description="No decoded frame for this long: the camera is `stalled` and the reader reconnects. Too low:"
+        " a slow link (or a long key-frame interval in key-frame mode) flaps; too high: a frozen camera goes"
+        " unnoticed that long.",
+    )
+    backoff_initial_s: float = Field(
+        0.5, ge=0.05, le=60, description="First wait before reconnecting; doubles after each failed attempt."
+    )
+    backoff_max_s: float = Field(
+        30.0,
+        ge=0.1,
+        le=3600,
+        description="Cap of the reconnection wait. Too low: a dead camera is hammered; too high: a camera"
+        " that comes back is picked up late.",
+    )
+    decode_mode: Literal["auto", "all", "keyframes"] = Field(
+        "auto",
+        description="`keyframes` decodes key frames only (skip_frame=NONKEY): 10–30× cheaper, but frames come"
+        " only at the key-frame interval. `auto` switches to it when key frames arrive at least as often as"
+        " analysis_fps asks and the stream runs at ≥ 4× analysis_fps.",
+    )
+    decode_threads: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Codec threads per camera (0: one per core). More: a big stream decoded at full rate keeps"
+        " up; but each thread adds latency and memory, and on a many-camera box one thread each is cheapest.",
+    )
+    max_clock_skew_s: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="Use the camera's own clock (RTCP) for capture times only when it agrees with this box's"
+        " clock within this; otherwise capture times come from the arrival time.",
+    )
+
+
+class PresetConfig(Strict):
+    """One stop of a patrol tour: where the camera points, how long it settles, how long it stays."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Preset name, carried by every frame.")
+    pan_deg: float = Field(..., ge=-360, le=360, description="Azimuth of the optical axis, clockwise from north.")
+    tilt_deg: float = Field(0.0, ge=-90, le=90, description="Elevation of the optical axis; negative looks down.")
+    hfov_deg: float | None = Field(
+        None, gt=0.5, lt=180, description="Horizontal field of view at this preset's zoom; None: the camera's."
+    )
+    zoom: float | None = Field(
+        None, ge=0, le=1, description="ONVIF zoom position (normalised 0–1); None leaves the zoom alone."
+    )
+    onvif_preset_token: str | None = Field(
+        None, max_length=64, description="Move with GotoPreset to this camera preset instead of AbsoluteMove."
+    )
+    settle_s: float = Field(
+        2.0,
+        ge=0,
+        le=120,
+        description="Frames are not analysed for this long after the move ends. Too low: blurred frames and"
+        " autofocus hunting reach the detector; too high: less time watching.",
+    )
+    dwell_s: float = Field(
+        30.0,
+        gt=0,
+        le=86400,
+        description="Time analysed at this preset. Too low: a preset is not watched long enough to confirm an"
+        " event; too high: the other presets are visited rarely.",
+    )
+    reference_image: Path | None = Field(
+        None, description="Image of the correct view at this preset; the view check compares against it."
+    )
+
+
+class PatrolConfig(Strict):
+    """A preset tour. A camera without one is fixed: a tour of one preset at its pan/tilt/hfov."""
+
+    driver: Literal["onvif", "simulated"] = Field(
+        "onvif", description="`onvif` moves a real camera (needs `onvif:`); `simulated` only times moves (tests)."
+    )
+    presets: Annotated[list[PresetConfig], Field(min_length=1, max_length=256)] = Field(
+        ..., description="The tour, visited in order and then again from the first."
+    )
+    move_timeout_s: float = Field(
+        30.0, ge=1, le=600, description="A move that has not ended after this long is given up (logged)."
+    )
+    simulated_speed_deg_s: float = Field(
+        60.0, gt=0, le=1000, description="Simulated driver only: pan/tilt speed used to time moves."
+    )
+
+
+class OnvifConfig(Strict):
+    """The camera's ONVIF service, used to move it through its patrol tour."""
+
+    host: str = Field(..., min_length=1, max_length=253, description="Camera host name or address.")
+    port: int = Field(80, ge=1, le=65535, description="ONVIF HTTP port.")
+    username: str | None = Field(None, max_length=256, description="ONVIF user.")
+    password_env: str | None = Field(None, description="Name of the environment variable holding the password.")
+    password_file: Path | None = Field(None, description="File whose first line is the password.")
+    profile_token: str | None = Field(None, max_length=64, description="Media profile; None: the first one.")
+    pan_zero_azimuth_deg: float = Field(
+        0.0, ge=-360, le=360, description="Azimuth (clockwise from north) the camera faces at its own pan 0°."
+    )
+    pan_deg_at_minus1: float = Field(
+        -180.0, ge=-360, le=360, description="Camera pan (degrees) at ONVIF generic-space x = −1."
+    )
+    pan_deg_at_plus1: float = Field(180.0, ge=-360, le=360, description="Camera pan (degrees) at x = +1.")
+    tilt_deg_at_minus1: float = Field(
+        -90.0, ge=-180, le=180, description="Camera tilt (degrees, up positive) at ONVIF generic-space y = −1."
+    )
+    tilt_deg_at_plus1: float = Field(90.0, ge=-180, le=180, description="Camera tilt (degrees) at y = +1.")
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> OnvifConfig:
+        if self.password_env and self.password_file:
+            raise ValueError("give password_env or password_file, not both")
+        if self.pan_deg_at_minus1 == self.pan_deg_at_plus1 or self.tilt_deg_at_minus1 == self.tilt_deg_at_plus1:
+            raise ValueError("the ONVIF pan/tilt ranges must not be empty")
+        return self
+
+    def password(self) -> str | None:
+        """Read the password from its environment variable or file (never from the config itself)."""
+        secret: str | None = None
+        if self.password_env:
+            secret = os.environ.get(self.password_env)
+            if secret is None:
+                raise UserError("onvif", "password_env", f"environment variable {self.password_env} set", "unset")
+        elif self.password_file:
+            try:
+                secret = self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+            except (OSError, IndexError) as exc:
+                raise UserError(str(self.password_file), "onvif.password_file", "a readable file", exc) from None
+        register_secret(secret)
+        return secret
+
+
+class ViewCheckConfig(Strict):
+    """Is the camera looking where its preset says? ORB features of the view against a reference image."""
+
+    min_inliers: int = Field(
+        12,
+        ge=4,
+        le=1000,
+        description="Feature matches that must agree on one homography. Too low: a wrong view can pass; too"
+        " high: haze, night or seasons fail a correct view.",
+    )
+    max_shift_deg: float = Field(
+        3.0,
+        gt=0,
+        le=90,
+        description="Largest offset of the view's centre from the reference's, degrees. Too low: normal"
+        " preset repeatability fails; too high: a turned camera passes and locations are off by that much.",
+    )
+    recheck_s: float = Field(
+        5.0, ge=0.2, le=3600, description="While a view does not match, how often to look again."
+    )
+
+
 class CameraConfig(Strict):
     """One tower camera: where it stands, where it points, and how often to analyse it."""
 
@@ -68,6 +232,21 @@ class CameraConfig(Strict):
     )
     pose_sigma: PoseSigma = Field(default_factory=PoseSigma, description="Pose uncertainty (1 σ).")
     enabled: bool = Field(True, description="False keeps the camera in the file but does not open it.")
+    reader: ReaderConfig = Field(default_factory=ReaderConfig, description="Stream reading and watchdog.")
+    patrol: PatrolConfig | None = Field(None, description="Preset tour; None: a fixed camera (one preset).")
+    onvif: OnvifConfig | None = Field(None, description="ONVIF PTZ service, for `patrol.driver: onvif`.")
+    view_reference_path: Path | None = Field(
+        None, description="Fixed cameras: image of the correct view, checked like a preset's reference_image."
+    )
+    view_check: ViewCheckConfig = Field(default_factory=ViewCheckConfig, description="Moved/stuck camera check.")
+
+    @model_validator(mode="after")
+    def _patrol_needs_driver(self) -> CameraConfig:
+        if self.patrol is not None and self.patrol.driver == "onvif" and self.onvif is None:
+            raise ValueError("patrol.driver onvif needs an `onvif:` section (host, credentials)")
+        if self.patrol is not None and self.view_reference_path is not None:
+            raise ValueError("with a patrol, give reference_image per preset, not view_reference_path")
+        return self
 
     @property
     def is_rtsp(self) -> bool:
