@@ -1,0 +1,1 @@
+"""Geolocation: camera model (pixel ↔ ground), terrain (flat or DEM), uncertainty, two-tower fusion, coordinates."""
