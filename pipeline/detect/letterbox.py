@@ -1,0 +1,62 @@
+"""Letterboxing: fit an image into a square network input without distorting it, and map boxes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+#: Ultralytics pads with grey 114; a different value shifts scores slightly.
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """How one image was placed into the network input: ``net = img * scale + (pad_x, pad_y)``."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    image_wh: tuple[int, int]
+
+    def to_image(self, xyxy_net: NDArray[np.float32]) -> NDArray[np.float32]:
+        """(N, 4) boxes in network pixels → original-image pixels, clipped to the image."""
+        out = np.empty_like(xyxy_net, dtype=np.float32)
+        out[:, [0, 2]] = (xyxy_net[:, [0, 2]] - self.pad_x) / self.scale
+        out[:, [1, 3]] = (xyxy_net[:, [1, 3]] - self.pad_y) / self.scale
+        w, h = self.image_wh
+        out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, w)
+        out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, h)
+        return out
+
+
+def letterbox_params(image_wh: tuple[int, int], size_px: int) -> Letterbox:
+    """Scale to fit ``size_px`` (up or down) and centre with padding, as Ultralytics does."""
+    w, h = image_wh
+    if w <= 0 or h <= 0:
+        raise ValueError(f"image size must be positive, got {image_wh}")
+    scale = min(size_px / w, size_px / h)
+    new_w, new_h = round(w * scale), round(h * scale)
+    return Letterbox(scale, (size_px - new_w) / 2, (size_px - new_h) / 2, (w, h))
+
+
+def letterbox(image_bgr: NDArray[np.uint8], size_px: int) -> tuple[NDArray[np.uint8], Letterbox]:
+    """``(size_px, size_px, 3)`` BGR canvas holding the resized image, and the placement to undo it."""
+    h, w = image_bgr.shape[:2]
+    lb = letterbox_params((w, h), size_px)
+    new_w, new_h = round(w * lb.scale), round(h * lb.scale)
+    resized = image_bgr if (new_w, new_h) == (w, h) else cv2.resize(
+        image_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA if lb.scale < 1 else cv2.INTER_LINEAR
+    )
+    canvas = np.full((size_px, size_px, 3), PAD_VALUE, np.uint8)
+    top, left = round(lb.pad_y - 0.1), round(lb.pad_x - 0.1)
+    canvas[top : top + new_h, left : left + new_w] = resized
+    return canvas, Letterbox(lb.scale, float(left), float(top), (w, h))
+
+
+def to_blob(canvases_bgr: list[NDArray[np.uint8]]) -> NDArray[np.float32]:
+    """BGR uint8 canvases → ``(B, 3, S, S)`` RGB float32 in [0, 1], the layout YOLO exports expect."""
+    batch = np.stack(canvases_bgr)[..., ::-1]  # BGR → RGB
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)

@@ -1,0 +1,232 @@
+"""Any Ultralytics YOLOv8/YOLO11 detection export, run with onnxruntime.
+
+Reads class names, input size and stride from the ONNX metadata, letterboxes
+each frame, runs the frames of several cameras as one batch (a dynamic batch,
+or padding for a model exported with a fixed one), decodes the head, applies
+per-class thresholds and NMS, and maps the model's class names onto
+minewatch's :data:`~pipeline.types.CLASSES` through ``detector.class_map``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.config import DetectorConfig
+from pipeline.detect.decode import decode_yolo
+from pipeline.detect.letterbox import Letterbox, letterbox, to_blob
+from pipeline.errors import UserError
+from pipeline.logs import get_logger
+from pipeline.types import CLASS_INDEX, Detections
+
+log = get_logger("detect")
+
+_FIELD = "detector.model_path"
+
+
+def _trt_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "minewatch" / "tensorrt"
+
+
+def choose_providers(
+    wanted: list[str], available: list[str]
+) -> tuple[list[str | tuple[str, dict[str, Any]]], list[str]]:
+    """Providers to ask onnxruntime for, in the configured order, and a reason for each one skipped."""
+    chosen: list[str | tuple[str, dict[str, Any]]] = []
+    skipped: list[str] = []
+    for name in wanted:
+        if name not in available:
+            skipped.append(f"{name} not in this onnxruntime build (has {', '.join(available)})")
+            continue
+        if name == "TensorrtExecutionProvider":
+            cache = _trt_cache_dir()
+            cache.mkdir(parents=True, exist_ok=True)
+            chosen.append(
+                (name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache), "trt_fp16_enable": True})
+            )
+        else:
+            chosen.append(name)
+    return chosen, skipped
+
+
+def _parse_names(raw: str | None, source: str) -> dict[int, str] | None:
+    if raw is None:
+        return None
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        raise UserError(source, "metadata.names", "a dict {id: name} (Ultralytics export)", raw) from None
+    if isinstance(value, list):
+        value = dict(enumerate(value))
+    if not isinstance(value, dict) or not all(isinstance(k, int) for k in value):
+        raise UserError(source, "metadata.names", "a dict {id: name} (Ultralytics export)", raw)
+    return {int(k): str(v) for k, v in value.items()}
+
+
+def _parse_imgsz(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list | tuple) and value and all(isinstance(v, int) for v in value):
+        return int(max(value))
+    return None
+
+
+class OnnxDetector:
+    """Batched detection over frames of several cameras; see the module docstring."""
+
+    def __init__(self, cfg: DetectorConfig) -> None:
+        import onnxruntime as ort
+
+        self.cfg = cfg
+        path = Path(cfg.model_path)
+        source = str(path)
+        if not path.is_file():
+            raise UserError(source, _FIELD, "an existing ONNX model file", "no such file")
+        available = list(ort.get_available_providers())
+        providers, skipped = choose_providers(list(cfg.providers), available)
+        if not providers:
+            raise UserError(
+                "config", "detector.providers", f"at least one available provider ({', '.join(available)})",
+                list(cfg.providers),
+            )
+        options = ort.SessionOptions()
+        if cfg.intra_op_threads:
+            options.intra_op_num_threads = cfg.intra_op_threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/… types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(source, _FIELD, "a valid ONNX model", first) from None
+
+        active = list(self.session.get_providers())
+        for prov in providers:
+            name = prov[0] if isinstance(prov, tuple) else prov
+            if name not in active:
+                skipped.append(f"{name} failed to start (missing libraries or device; see onnxruntime's log)")
+        self.provider: str = active[0]
+
+        meta = self.session.get_modelmeta().custom_metadata_map
+        task = meta.get("task")
+        if task is not None and task != "detect":
+            raise UserError(source, "metadata.task", "a detection model (task 'detect')", task)
+        self.stride = int(meta.get("stride", "32")) if str(meta.get("stride", "32")).isdigit() else 32
+
+        inputs = self.session.get_inputs()
+        outputs = self.session.get_outputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            found = [(i.name, i.shape) for i in inputs]
+            raise UserError(source, "inputs", "one image input [batch, 3, height, width]", found)
+        if len(outputs) != 1 or len(outputs[0].shape) != 3:
+            found = [(o.name, o.shape) for o in outputs]
+            raise UserError(source, "outputs", "one YOLO detection head [batch, 4 + classes, anchors]", found)
+        self._input = inputs[0]
+        self._input_dtype = np.float16 if "float16" in self._input.type else np.float32
+        out_shape = outputs[0].shape
+
+        names = _parse_names(meta.get("names"), source)
+        channels = out_shape[1] if isinstance(out_shape[1], int) else None
+        if names is None:
+            if channels is None or channels < 5:
+                raise UserError(source, "outputs", "a YOLO head [batch, 4 + classes, anchors]", out_shape)
+            names = {i: f"class{i}" for i in range(channels - 4)}
+            log.warning("%s has no class names in its metadata; using class0..class%d", source, channels - 5)
+        if sorted(names) != list(range(len(names))):
+            raise UserError(source, "metadata.names", "class ids 0..n-1", sorted(names))
+        if channels is not None and channels != 4 + len(names):
+            raise UserError(
+                source, "outputs", f"a YOLO detection head [batch, 4 + {len(names)}, anchors] for its names",
+                out_shape,
+            )
+        self.names: dict[int, str] = names
+
+        # input size: config > static input shape > metadata
+        h_dim, w_dim = self._input.shape[2], self._input.shape[3]
+        static = h_dim if isinstance(h_dim, int) and isinstance(w_dim, int) else None
+        if static is not None and h_dim != w_dim:
+            raise UserError(source, "inputs", "a square input", self._input.shape)
+        size = cfg.input_size_px or static or _parse_imgsz(meta.get("imgsz")) or 640
+        if static is not None and size != static:
+            raise UserError("config", "detector.input_size_px", f"{static} (the model's fixed input)", size)
+        if size % self.stride:
+            raise UserError("config", "detector.input_size_px", f"a multiple of the stride {self.stride}", size)
+        self.input_size_px: int = int(size)
+        batch_dim = self._input.shape[0]
+        self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+
+        # model class id → minewatch class id (−1: dropped), and per model class score threshold
+        nc = len(names)
+        self._to_ours = np.full((nc,), -1, np.int32)
+        self._thresholds = np.full((nc,), np.inf, np.float32)
+        for i, name in names.items():
+            ours = cfg.class_map.get(name)
+            if ours is not None:
+                self._to_ours[i] = CLASS_INDEX[ours]
+                self._thresholds[i] = cfg.score_threshold.for_class(ours)
+        mapped = {names[i]: cfg.class_map[names[i]] for i in range(nc) if self._to_ours[i] >= 0}
+        if not mapped:
+            log.warning("no class of %s is mapped by detector.class_map: nothing will be detected", source)
+
+        batch_text = f"fixed batch {self.fixed_batch}" if self.fixed_batch else "dynamic batch"
+        log.info(
+            "detector: %s on %s (%d classes, %d of them mapped: %s; input %d px, %s)%s",
+            path.name, self.provider, nc, len(mapped), ", ".join(f"{k}->{v}" for k, v in mapped.items()),
+            self.input_size_px, batch_text, ("; not used: " + "; ".join(skipped)) if skipped else "",
+        )
+
+    def _run(self, blob: NDArray[np.float32]) -> NDArray[np.float32]:
+        """One or more ``session.run`` calls (a fixed-batch model gets padded chunks)."""
+        blob = blob.astype(self._input_dtype, copy=False)
+        if self.fixed_batch is None:
+            out = self.session.run(None, {self._input.name: blob})[0]
+        else:
+            fb, n = self.fixed_batch, blob.shape[0]
+            parts = []
+            for start in range(0, n, fb):
+                chunk = blob[start : start + fb]
+                if chunk.shape[0] < fb:
+                    pad = np.zeros((fb - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)
+                    chunk = np.concatenate([chunk, pad])
+                parts.append(self.session.run(None, {self._input.name: chunk})[0])
+            out = np.concatenate(parts)[:n]
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim != 3 or out.shape[1] != 4 + len(self.names):
+            raise UserError(
+                str(self.cfg.model_path), "outputs",
+                f"a YOLO detection head [batch, {4 + len(self.names)}, anchors]", list(out.shape),
+            )
+        return out
+
+    def detect(self, images_bgr: list[NDArray[np.uint8]]) -> list[Detections]:
+        """Detections per image, boxes in that image's pixels, classes in minewatch ids."""
+        if not images_bgr:
+            return []
+        canvases: list[NDArray[np.uint8]] = []
+        boxes: list[Letterbox] = []
+        for img in images_bgr:
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise ValueError(f"expected (H, W, 3) uint8 BGR images, got {img.shape} {img.dtype}")
+            canvas, lb = letterbox(img, self.input_size_px)
+            canvases.append(canvas)
+            boxes.append(lb)
+        heads = self._run(to_blob(canvases))
+        results: list[Detections] = []
+        for head, lb in zip(heads, boxes, strict=True):
+            xyxy, score, model_cls = decode_yolo(head, self._thresholds, self.cfg.iou_threshold)
+            xyxy = lb.to_image(xyxy)
+            # drop boxes collapsed by clipping (entirely in the padding)
+            ok = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+            results.append(Detections(xyxy[ok], score[ok], self._to_ours[model_cls[ok]].astype(np.int32)))
+        return results
