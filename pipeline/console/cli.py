@@ -1,0 +1,179 @@
+"""``minewatch console``: run the control-room console, and manage its operators.
+
+    minewatch console --config console.yaml                 run (MQTT ingest + web page)
+    minewatch console check --config console.yaml           validate the config and the zone files
+    minewatch console adduser --config console.yaml NAME    add an operator (password from a prompt,
+                                                            --password-env VAR or --password-file FILE)
+    minewatch console passwd --config console.yaml NAME     set an operator's password
+    minewatch console users --config console.yaml           list operators
+``--database-url`` may replace ``--config`` for the operator commands. Passwords are never taken from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from pipeline.console.config import ConsoleConfig, load_console_config
+from pipeline.errors import UserError
+from pipeline.logs import get_logger, setup_logging
+
+log = get_logger("console")
+SUBCOMMANDS = ("check", "adduser", "passwd", "users")
+
+
+def _parser(sub: str | None) -> argparse.ArgumentParser:
+    prog = "minewatch console" + (f" {sub}" if sub else "")
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if sub in ("adduser", "passwd", "users"):
+        src = p.add_mutually_exclusive_group(required=True)
+        src.add_argument("--config", type=Path, help="console.yaml (its database_url is used)")
+        src.add_argument("--database-url", help="sqlite:///path or postgresql://… instead of --config")
+    else:
+        p.add_argument("--config", type=Path, required=True, help="console.yaml")
+    if sub in ("adduser", "passwd"):
+        p.add_argument("username", help="operator's login name")
+        pw = p.add_mutually_exclusive_group()
+        pw.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
+        pw.add_argument("--password-file", type=Path, metavar="FILE", help="read it from the first line of FILE")
+    if sub == "adduser":
+        p.add_argument("--name", default="", help="display name (e.g. 张三), shown in case logs")
+    if sub is None:
+        p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            raise UserError("minewatch console", "--password-env", f"environment variable {args.password_env} set",
+                            "unset")
+        return value
+    if args.password_file:
+        try:
+            return args.password_file.read_text(encoding="utf-8").splitlines()[0].rstrip("\r\n")
+        except (OSError, IndexError) as exc:
+            raise UserError(str(args.password_file), "--password-file", "a readable file with a password line",
+                            exc) from None
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise UserError("stdin", None, "a password line (or --password-env / --password-file)", "nothing")
+        return line
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise UserError("prompt", "password", "the same password twice", "two different ones")
+    return first
+
+
+def _store_from(args: argparse.Namespace) -> tuple[object, ConsoleConfig | None]:
+    from pipeline.console.store import Store
+
+    if getattr(args, "database_url", None):
+        url = str(args.database_url)
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise UserError("minewatch console", "--database-url", "sqlite:///… or postgresql://…", url.split(":")[0])
+        return Store(url), None
+    config = load_console_config(args.config)
+    return Store(config.database_url), config
+
+
+def _operators(sub: str, args: argparse.Namespace) -> int:
+    from pipeline.console import auth
+    from pipeline.console.store import CaseError, Store
+
+    store, _ = _store_from(args)
+    assert isinstance(store, Store)
+    try:
+        if sub == "users":
+            for op in store.operators():
+                print(f"{op['username']:<24} {op['display_name']:<24} since {op['created_at']}")
+            return 0
+        password = _read_password(args)
+        if sub == "adduser":
+            auth.add_operator(store, args.username, password, args.name)
+            print(f"operator {args.username} added")
+        else:
+            auth.set_password(store, args.username, password)
+            print(f"password of {args.username} set")
+        return 0
+    except ValueError as exc:
+        raise UserError("minewatch console", sub, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
+    except CaseError as exc:
+        raise UserError("minewatch console", args.username, "a free user name" if sub == "adduser" else
+                        "an existing operator", str(exc)) from None
+    finally:
+        store.close()
+
+
+def _check(config: ConsoleConfig) -> int:
+    from pipeline.console.mapdata import configured_towers, load_zone_features
+
+    zones = sum(len(load_zone_features(b.zones, b.id)) for b in config.boxes)
+    towers = len(configured_towers(config))
+    from pipeline.console.ingest import topic_filters
+
+    print(f"database: {config.database_url.split('@')[-1]}")
+    print(f"broker: {config.mqtt.host}:{config.mqtt.port} as {config.mqtt.effective_client_id()}")
+    for topic, shared in topic_filters(config.mqtt):
+        print(f"  subscribe {topic}{'  (shared)' if shared else ''}")
+    print(f"boxes: {len(config.boxes)}, zones: {zones}, towers: {towers}")
+    print(f"web: http://{config.web.host}:{config.web.port}/")
+    return 0
+
+
+def _run(config: ConsoleConfig) -> int:
+    from werkzeug.serving import make_server
+
+    from pipeline.console.ingest import Ingestor
+    from pipeline.console.store import Store
+    from pipeline.console.web import create_app
+
+    store = Store(config.database_url)
+    app = create_app(config, store)
+    if not store.operators():
+        log.warning("no operator yet: add one with `minewatch console adduser --config … NAME`")
+    try:
+        server = make_server(config.web.host, config.web.port, app, threaded=True)
+    except OSError as exc:
+        raise UserError("console.yaml", "web.port", f"a free port on {config.web.host}", exc) from None
+    ingestor = Ingestor(config.mqtt, store)
+    ingestor.start()
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("web page on http://%s:%s/", config.web.host, server.port)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        ingestor.stop()
+        store.close()
+        s = ingestor.stats
+        log.info("stopped: %d events, %d duplicates, %d snapshots, %d invalid", s.events, s.duplicates,
+                 s.snapshots, s.invalid)
+    return 0
+
+
+def cli_main(argv: list[str]) -> int:
+    sub = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = _parser(sub).parse_args(argv[1:] if sub else argv)
+    if sub in ("adduser", "passwd", "users"):
+        return _operators(sub, args)
+    config = load_console_config(args.config)
+    if sub == "check":
+        return _check(config)
+    setup_logging(args.log_level)
+    return _run(config)

@@ -1,0 +1,104 @@
+"""The case register as CSV, and the rows of the public notice (公示), with personal data shown, masked or hidden."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from pipeline.console.store import STEP_LABELS_ZH, STEPS, Store
+
+CSV_HEAD = [
+    "alert_id", "box_id", "camera_id", "class", "rule", "score", "township", "zone_kind", "zone_id", "zone_name",
+    "responsible_name", "responsible_phone", "lat", "lon", "t_first", "t_last", "event", "case_status", "case_step",
+]
+STEP_COLS = ["t_done", "actor", "note", "author", "t_recorded"]
+
+
+def mask_name(name: str) -> str:
+    """张三丰 → 张**; Li Wei → L*****."""
+    name = name.strip()
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
+
+
+def mask_phone(phone: str) -> str:
+    """13812345678 → 138****5678; short numbers lose all their digits."""
+    digits = phone.strip()
+    if len(digits) >= 8:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    return "*" * len(digits)
+
+
+def personal(value: str | None, mode: str, phone: bool = False) -> str:
+    if not value:
+        return ""
+    if mode == "hide":
+        return ""
+    if mode == "mask":
+        return mask_phone(value) if phone else mask_name(value)
+    return value
+
+
+def _responsible(alert: dict[str, Any]) -> tuple[str, str]:
+    zone = alert["payload"].get("zone") or {}
+    resp = zone.get("responsible") or {}
+    return str(resp.get("name") or ""), str(resp.get("phone") or "")
+
+
+def cases_csv(store: Store, mode: str) -> str:
+    """One row per case; for each step its time, actor, note, author and recording time. UTF-8 with BOM."""
+    logs = store.case_logs()
+    head = CSV_HEAD + [f"{s}_{c}" for s in STEPS for c in STEP_COLS] + ["dismissed_or_reopened"]
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(head)
+    for a in sorted(store.list_alerts(limit=10**9), key=lambda r: (r["t_first"], r["alert_id"])):
+        name, phone = _responsible(a)
+        row: list[Any] = [
+            a["alert_id"], a["box_id"], a["camera_id"], a["class"], a["rule"], a["score"], a["township"] or "",
+            a["zone_kind"] or "", a["zone_id"] or "", a["zone_name"] or "", personal(name, mode),
+            personal(phone, mode, phone=True), a["lat"], a["lon"], a["t_first"], a["t_last"], a["event_type"],
+            a["case_status"], a["case_step"],
+        ]
+        entries = logs.get(a["alert_id"], [])
+        latest = {e["action"]: e for e in entries if e["action"] in STEPS}  # after a reopen: the latest of each
+        for step in STEPS:
+            e = latest.get(step)
+            if e is None:
+                row += [""] * len(STEP_COLS)
+            else:
+                actor = e["actor"] if step == "discovered" else personal(e["actor"], mode)
+                row += [e["t_done"], actor, e["note"], e["author"], e["t_recorded"]]
+        other = [f"{e['action']} {e['t_recorded']} by {e['author']}: {e['note']}" for e in entries
+                 if e["action"] in ("dismissed", "reopened")]
+        row.append(" | ".join(other))
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def notice_rows(store: Store, mode: str, include_open: bool = True) -> list[dict[str, Any]]:
+    """Cases for the public notice: every case not dismissed (closed ones only with include_open=False)."""
+    logs = store.case_logs()
+    rows = []
+    for a in sorted(store.list_alerts(limit=10**9), key=lambda r: (r["t_first"], r["alert_id"])):
+        if a["case_status"] == "dismissed" or (not include_open and a["case_status"] != "closed"):
+            continue
+        name, phone = _responsible(a)
+        latest = {e["action"]: e for e in logs.get(a["alert_id"], []) if e["action"] in STEPS}
+        rows.append({
+            "alert_id": a["alert_id"],
+            "t_first": a["t_first"],
+            "township": a["township"] or "",
+            "zone_name": a["zone_name"] or "",
+            "class": a["class"],
+            "rule": a["rule"],
+            "lat": a["lat"],
+            "lon": a["lon"],
+            "case_status": a["case_status"],
+            "case_step": a["case_step"],
+            "step_zh": STEP_LABELS_ZH.get(a["case_step"], a["case_step"]),
+            "steps": [(STEP_LABELS_ZH[s], latest[s]["t_done"][:10], latest[s]["note"]) for s in STEPS if s in latest],
+            "responsible": " ".join(x for x in (personal(name, mode), personal(phone, mode, phone=True)) if x),
+        })
+    return rows

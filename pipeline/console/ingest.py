@@ -1,0 +1,199 @@
+"""MQTT side of the console: shared subscription, persistent session, store-then-acknowledge.
+
+Topics (see docs/MQTT.md), for each followed box (``+`` = all):
+- ``$share/<group>/<prefix>/<box>/events`` and ``$share/<group>/<prefix>/<box>/snapshots/+``, QoS 1: the
+  broker hands each message to ONE console of the group; consoles of one group must share the register
+  (database_url), since an event and its snapshot may reach different consoles.
+- ``<prefix>/<box>/cameras/+/status``, plain (retained messages are never sent on shared subscriptions).
+
+The session is persistent (``clean_start=False`` with ``SessionExpiryInterval`` > 0): while a console is
+down the broker queues its share of QoS 1 messages. Messages are acknowledged by hand (paho's
+``manual_ack``) only after the register has committed them, so a console that dies between receipt and
+commit gets the message again; de-duplication by (alert_id, seq) makes that harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from pipeline.console.config import ConsoleMqttConfig
+from pipeline.console.store import EventError, Store, parse_event
+from pipeline.logs import get_logger
+
+log = get_logger("console.ingest")
+
+#: how long a message whose commit fails is retried before it is left unacknowledged (the broker then
+#: redelivers it when this console reconnects).
+STORE_RETRY_S = 30.0
+
+
+@dataclass
+class IngestStats:
+    events: int = 0
+    duplicates: int = 0
+    snapshots: int = 0
+    statuses: int = 0
+    invalid: int = 0
+    unacked: int = 0
+    connects: int = 0
+    alert_ids: list[str] = field(default_factory=list)  # new alerts this instance stored, in order
+
+
+def topic_filters(cfg: ConsoleMqttConfig) -> list[tuple[str, bool]]:
+    """(filter, shared) pairs this console subscribes to."""
+    out: list[tuple[str, bool]] = []
+    share = f"$share/{cfg.share_group}/" if cfg.share_group else ""
+    for box in cfg.box_ids:
+        base = f"{cfg.topic_prefix}/{box}"
+        out.append((f"{share}{base}/events", bool(share)))
+        out.append((f"{share}{base}/snapshots/+", bool(share)))
+        out.append((f"{base}/cameras/+/status", False))
+    return out
+
+
+def split_topic(prefix: str, topic: str) -> tuple[str, list[str]] | None:
+    """``minewatch/edge-1/snapshots/a1`` → ("edge-1", ["snapshots", "a1"]); None when not under the prefix."""
+    head = prefix + "/"
+    if not topic.startswith(head):
+        return None
+    parts = topic[len(head):].split("/")
+    if len(parts) < 2 or not parts[0]:
+        return None
+    return parts[0], parts[1:]
+
+
+class Ingestor:
+    """Receives events, snapshots and camera statuses and stores them. ``start()`` / ``stop()``."""
+
+    def __init__(self, cfg: ConsoleMqttConfig, store: Store) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.stats = IngestStats()
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=cfg.effective_client_id(),
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        self._client.reconnect_delay_set(1, cfg.reconnect_max_s)
+        if cfg.username:
+            self._client.username_pw_set(cfg.username, cfg.password())
+        if cfg.tls is not None:
+            self._client.tls_set(
+                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            self._client.tls_insecure_set(cfg.tls.insecure)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.cfg.session_expiry_s
+        self._client.connect_async(
+            self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+        log.info("connecting to %s:%s as %s", self.cfg.host, self.cfg.port, self.cfg.effective_client_id())
+
+    def stop(self) -> None:
+        # A plain DISCONNECT keeps the session (its expiry interval stays): the broker queues for us.
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    # ---- paho callbacks (paho's network thread) --------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        self.stats.connects += 1
+        log.info("connected (session present: %s)", getattr(flags, "session_present", "?"))
+        for topic, _shared in topic_filters(self.cfg):
+            client.subscribe(topic, qos=1)
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        if reason is not None and getattr(reason, "is_failure", False):
+            log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._handle_with_retry(msg):
+            client.ack(msg.mid, msg.qos)
+        else:
+            self.stats.unacked += 1
+
+    def _handle_with_retry(self, msg: mqtt.MQTTMessage) -> bool:
+        deadline = time.monotonic() + STORE_RETRY_S
+        delay = 0.2
+        while True:
+            try:
+                self.handle(msg.topic, msg.payload)
+                return True
+            except Exception as exc:  # the register is down or locked: retry, then leave it unacknowledged
+                if time.monotonic() > deadline:
+                    log.error("could not store %s (%s); left unacknowledged for redelivery", msg.topic, exc)
+                    return False
+                log.warning("storing %s failed (%s); retrying", msg.topic, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """Store one message. Malformed messages are logged, counted and dropped (they never become valid)."""
+        split = split_topic(self.cfg.topic_prefix, topic)
+        if split is None:
+            self.stats.invalid += 1
+            log.warning("message on unexpected topic %s dropped", topic)
+            return
+        box_id, rest = split
+        if rest == ["events"]:
+            try:
+                event = parse_event(payload)
+            except EventError as exc:
+                self.stats.invalid += 1
+                log.warning("invalid event on %s dropped: %s", topic, exc)
+                return
+            result = self.store.ingest_event(event)
+            with self._lock:
+                if result.duplicate:
+                    self.stats.duplicates += 1
+                else:
+                    self.stats.events += 1
+                    if result.new_alert:
+                        self.stats.alert_ids.append(result.alert_id)
+            if not result.duplicate:
+                log.info("%s %s seq %s from %s", event["type"], result.alert_id, event["seq"], box_id)
+        elif len(rest) == 2 and rest[0] == "snapshots" and rest[1]:
+            if not payload.startswith(b"\xff\xd8"):
+                self.stats.invalid += 1
+                log.warning("snapshot on %s is not a JPEG (%d bytes); dropped", topic, len(payload))
+                return
+            if self.store.ingest_snapshot(rest[1], bytes(payload)):
+                self.stats.snapshots += 1
+        elif len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status":
+            try:
+                data = json.loads(payload.decode("utf-8")) if payload else {}
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                data = {"status": payload.decode("utf-8", "replace")[:32]}
+            if not isinstance(data, dict):
+                data = {"status": str(data)[:32]}
+            self.store.set_camera_status(box_id, rest[1], str(data.get("status", "?"))[:32], str(data.get("t", "")))
+            self.stats.statuses += 1
+        else:
+            self.stats.invalid += 1
+            log.warning("message on unexpected topic %s dropped", topic)

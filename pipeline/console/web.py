@@ -1,0 +1,277 @@
+"""The console's web app (Flask): login, live alert list, map data, case steps, CSV export, public notice.
+
+Every route but ``/login``, ``/healthz`` and the static files needs a logged-in operator: API, export and
+snapshot requests without one get 401, pages a redirect to ``/login``. Changes (POST) also need the
+session's CSRF token in the ``X-CSRF-Token`` header. The live page follows ``/api/stream`` (server-sent
+events): the server polls the register's change feed every ``web.poll_s`` and tells the page to refetch,
+so changes made through any console sharing the register show up on every page.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response as WResponse
+
+from pipeline.console import auth
+from pipeline.console.config import ConsoleConfig
+from pipeline.console.export import cases_csv, notice_rows
+from pipeline.console.mapdata import configured_towers, load_zone_features, merge_towers
+from pipeline.console.store import STATUSES, STEP_LABELS_ZH, STEPS, CaseError, Store, next_step, now_iso
+from pipeline.logs import get_logger
+
+log = get_logger("console.web")
+HERE = Path(__file__).resolve().parent
+PUBLIC = ("/login", "/healthz", "/static/")
+#: a live stream is closed after this long (the browser reconnects at once) so threads are recycled
+STREAM_MAX_S = 300.0
+
+
+def create_app(config: ConsoleConfig, store: Store) -> Flask:
+    app = Flask("minewatch-console", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
+    app.config.update(
+        SECRET_KEY=store.secret("flask_secret_key"),
+        SESSION_COOKIE_NAME="minewatch_console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=config.web.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=config.web.session_hours),
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    zones: list[dict[str, Any]] = []
+    for box in config.boxes:
+        zones += load_zone_features(box.zones, box.id)
+    towers_cfg = configured_towers(config)
+    vendor_ok = (HERE / "static" / "vendor" / "leaflet" / "leaflet.js").is_file()
+    if not vendor_ok:
+        log.warning("Leaflet is not vendored: the map stays empty (run scripts/vendor_console_assets.sh)")
+
+    def user() -> dict[str, str] | None:
+        name = session.get("user")
+        if not name:
+            return None
+        row = store.operator(str(name))
+        if row is None:
+            return None
+        return {"username": str(row["username"]), "display_name": str(row["display_name"])}
+
+    @app.before_request
+    def _require_login() -> WResponse | None:
+        path = request.path
+        if path.startswith(PUBLIC):
+            return None
+        if user() is None:
+            if path.startswith(("/api/", "/export/", "/snapshots/")):
+                return _json_error("login required", 401)
+            return redirect(url_for("login", next=request.full_path.rstrip("?")))
+        if request.method not in ("GET", "HEAD") and request.headers.get("X-CSRF-Token") != session.get("csrf"):
+            return _json_error("missing or wrong X-CSRF-Token", 403)
+        return None
+
+    @app.after_request
+    def _headers(resp: WResponse) -> WResponse:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        return resp
+
+    @app.get("/healthz")
+    def healthz() -> WResponse:
+        return jsonify(ok=True)
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> WResponse | str:
+        error = ""
+        target = request.args.get("next") or "/"
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        if request.method == "POST":
+            name = request.form.get("username", "").strip()
+            op = auth.verify(store, name, request.form.get("password", ""))
+            if op is not None:
+                session.clear()
+                session.permanent = True
+                session["user"] = op["username"]
+                session["csrf"] = secrets.token_urlsafe(24)
+                log.info("operator %s logged in", op["username"])
+                return redirect(target)
+            log.warning("failed login for %r", name[:64])
+            time.sleep(0.5)
+            error = "用户名或密码错误 · wrong user name or password"
+        return render_template("login.html", title=config.web.title, error=error)
+
+    @app.post("/logout")
+    def logout() -> WResponse:
+        session.clear()
+        return redirect(url_for("login"))
+
+    @app.get("/")
+    def index() -> str:
+        u = user()
+        assert u is not None
+        page = {
+            "csrf": session.get("csrf", ""),
+            "user": u,
+            "steps": list(STEPS),
+            "step_labels": STEP_LABELS_ZH,
+            "statuses": list(STATUSES),
+            "tile_layer": config.web.tile_layer.model_dump() if config.web.tile_layer else None,
+            "sector_range_m": config.web.sector_range_m,
+        }
+        return render_template("index.html", title=config.web.title, page_json=json.dumps(page, ensure_ascii=False),
+                               vendor_ok=vendor_ok, user=u)
+
+    @app.get("/api/alerts")
+    def api_alerts() -> WResponse:
+        args = request.args
+        rows = store.list_alerts(
+            township=args.get("township") or None,
+            zone_kind=args.get("zone_kind") or None,
+            class_name=args.get("class") or None,
+            status=args.get("status") or None,
+            limit=min(int(args.get("limit", "500") or 500), 5000),
+        )
+        alerts = [_summary(r) for r in rows]
+        return jsonify(alerts=alerts, facets=store.facets(), change=store.latest_change())
+
+    @app.get("/api/alerts/<alert_id>")
+    def api_alert(alert_id: str) -> WResponse:
+        row = store.get_alert(alert_id)
+        if row is None:
+            return _json_error(f"no alert {alert_id}", 404)
+        row["next_step"] = next_step(row["case_step"]) if row["case_status"] == "open" else None
+        return jsonify(row)
+
+    @app.get("/snapshots/<alert_id>.jpg")
+    def snapshot(alert_id: str) -> WResponse:
+        jpeg = store.snapshot(alert_id)
+        if jpeg is None:
+            abort(404)
+        return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.post("/api/alerts/<alert_id>/steps")
+    def api_step(alert_id: str) -> WResponse:
+        body = request.get_json(silent=True) or {}
+        u = user()
+        assert u is not None
+        try:
+            store.record_step(
+                alert_id,
+                str(body.get("step", "")),
+                author=u["username"],
+                actor=str(body.get("actor", "")).strip(),
+                note=str(body.get("note", "")).strip(),
+                t_done=_iso_or_none(body.get("t_done")),
+            )
+        except CaseError as exc:
+            return _json_error(str(exc), 409 if exc.conflict else 400)
+        except ValueError as exc:
+            return _json_error(str(exc), 400)
+        log.info("%s recorded %s on %s", u["username"], body.get("step"), alert_id)
+        return jsonify(ok=True)
+
+    @app.post("/api/alerts/<alert_id>/<action>")
+    def api_status(alert_id: str, action: str) -> WResponse:
+        body = request.get_json(silent=True) or {}
+        u = user()
+        assert u is not None
+        note = str(body.get("note", "")).strip()
+        try:
+            if action == "dismiss":
+                store.dismiss(alert_id, u["username"], note)
+            elif action == "reopen":
+                store.reopen(alert_id, u["username"], note)
+            elif action == "note":
+                store.add_note(alert_id, u["username"], note)
+            else:
+                return _json_error(f"unknown action {action}", 404)
+        except CaseError as exc:
+            return _json_error(str(exc), 409 if exc.conflict else 400)
+        log.info("%s: %s on %s", u["username"], action, alert_id)
+        return jsonify(ok=True)
+
+    @app.get("/api/map")
+    def api_map() -> WResponse:
+        towers = merge_towers(towers_cfg, store.towers())
+        return jsonify(zones={"type": "FeatureCollection", "features": zones}, towers=towers,
+                       sector_range_m=config.web.sector_range_m)
+
+    @app.get("/api/stream")
+    def api_stream() -> WResponse:
+        poll_s = config.web.poll_s
+
+        def events() -> Iterator[str]:
+            last = -1
+            started = time.monotonic()
+            beat = started
+            yield "retry: 2000\n\n"
+            while time.monotonic() - started < STREAM_MAX_S:
+                change = store.latest_change()
+                if change != last:
+                    last = change
+                    yield f"event: change\ndata: {change}\n\n"
+                    beat = time.monotonic()
+                elif time.monotonic() - beat > 15:
+                    yield ": keepalive\n\n"
+                    beat = time.monotonic()
+                time.sleep(poll_s)
+
+        return Response(events(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/export/cases.csv")
+    def export_csv() -> WResponse:
+        text = cases_csv(store, config.privacy.csv)
+        stamp = now_iso()[:10]
+        return Response(text.encode("utf-8"), mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="minewatch-cases-{stamp}.csv"'})
+
+    @app.get("/notice")
+    def notice() -> str:
+        closed_only = request.args.get("closed") == "1"
+        rows = notice_rows(store, config.privacy.notice, include_open=not closed_only)
+        return render_template("notice.html", rows=rows, authority=config.authority, printed=now_iso()[:10],
+                               show_notes=config.privacy.notice == "show", title=config.web.title,
+                               closed_only=closed_only)
+
+    return app
+
+
+def _summary(r: dict[str, Any]) -> dict[str, Any]:
+    p = r.pop("payload")
+    loc = p.get("location") or {}
+    cam = p.get("camera") or {}
+    r["ellipse_90"] = loc.get("ellipse_90")
+    r["probability_in_zone"] = loc.get("probability_in_zone")
+    r["camera_name"] = cam.get("name") or r["camera_id"]
+    r["has_snapshot"] = r.pop("snapshot_bytes") is not None
+    return r
+
+
+def _iso_or_none(value: Any) -> str | None:
+    """Accept an ISO 8601 time from the page (UTC, 'Z'); anything else is the server's now."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"t_done: expected an ISO 8601 time, found {value[:40]!r}") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _json_error(message: str, code: int) -> WResponse:
+    resp = jsonify(error=message)
+    resp.status_code = code
+    return resp
