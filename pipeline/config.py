@@ -231,6 +231,17 @@ class CameraConfig(Strict):
         ),
     )
     pose_sigma: PoseSigma = Field(default_factory=PoseSigma, description="Pose uncertainty (1 σ).")
+    zoom_hfov: list[tuple[Annotated[float, Field(gt=0, le=1000)], Annotated[float, Field(gt=0.1, lt=180)]]] = Field(
+        default_factory=list,
+        description="(zoom, hfov_deg) calibration pairs of the lens, for PTZ heads that report zoom rather than"
+        " field of view; interpolated linearly in focal length (1/tan(hfov/2)). Empty: the pose's hfov is used.",
+    )
+    distortion_k1: float = Field(
+        0.0, ge=-1, le=1,
+        description="Radial lens distortion k1 (OpenCV convention, normalised coordinates). Wrong sign or size:"
+        " fixes near the image edges are pulled or pushed sideways and in range.",
+    )
+    distortion_k2: float = Field(0.0, ge=-1, le=1, description="Radial lens distortion k2 (OpenCV convention).")
     enabled: bool = Field(True, description="False keeps the camera in the file but does not open it.")
     reader: ReaderConfig = Field(default_factory=ReaderConfig, description="Stream reading and watchdog.")
     patrol: PatrolConfig | None = Field(None, description="Preset tour; None: a fixed camera (one preset).")
@@ -578,6 +589,40 @@ class ZonesConfig(Strict):
         return tz
 
 
+class TerrainConfig(Strict):
+    """The ground that camera rays are intersected with: flat (at each tower's foot) or a DEM GeoTIFF."""
+
+    dem_path: Path | None = Field(
+        None,
+        description="Digital elevation model (GeoTIFF, any CRS pyproj knows, metres above sea level). None: flat"
+        " ground at each tower's ground_elevation_m (good on plains; in hills fixes are off by up to"
+        " range × height difference / camera height).",
+    )
+    vertical_sigma_m: float = Field(
+        5.0, ge=0, le=500,
+        description="1 σ vertical error of the ground model (DEM error, or how far real ground departs from flat)."
+        " Too low: ellipses too small at grazing angles; too high: needlessly large ellipses.",
+    )
+    curvature: bool = Field(
+        True, description="Account for Earth curvature and refraction (drop: 7 cm at 1 km, 7 m at 10 km)."
+    )
+    refraction_k: float = Field(
+        0.13, ge=-0.5, le=0.9,
+        description="Coefficient of atmospheric refraction (standard 0.13; larger over cold ground at night, near 0"
+        " or negative over hot ground by day). Wrong: range errors grow with range squared.",
+    )
+    max_range_m: float = Field(
+        20000.0, ge=100, le=100000,
+        description="Rays that have not met the ground by this horizontal distance give no fix. Too low: far"
+        " targets are not located; too high: more DEM to resample and march through (memory, time).",
+    )
+    dem_step_m: float | None = Field(
+        None, ge=1, le=500,
+        description="Resampling step of the DEM around each tower; None uses the DEM's own resolution. Too"
+        " coarse: thin ridges are missed; too fine: memory and start-up time grow with (range/step)².",
+    )
+
+
 class OpsConfig(Strict):
     """Health, metrics and logs for the people who keep the box running."""
 
@@ -599,6 +644,7 @@ class Config(Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alerts and the outbox.")
     zones: ZonesConfig = Field(default_factory=ZonesConfig, description="Geofences.")
     ops: OpsConfig = Field(default_factory=OpsConfig, description="Health and metrics endpoints.")
+    terrain: TerrainConfig = Field(default_factory=TerrainConfig, description="Ground model for geolocation.")
 
     @field_validator("cameras")
     @classmethod

@@ -1,0 +1,411 @@
+"""Tower camera model: pixel → ray → ground point (with a 90 % ellipse), and world point → pixel.
+
+Conventions (see docs/GEO.md):
+
+* World: the tower's local frame (:class:`~pipeline.geo.coords.LocalFrame`) — east, north in metres from the
+  tower's foot, up = metres above sea level. The camera sits at ``ground_elevation_m + mast_height_m``.
+* Pose: ``pan_deg`` clockwise from true north; ``tilt_deg`` elevation of the optical axis (negative looks
+  down); ``roll_deg`` positive turns the camera's right-hand side down (the picture turns anticlockwise);
+  ``hfov_deg`` the horizontal field of view. Pinhole with square pixels, principal point at the image centre,
+  so vfov = 2·atan(tan(hfov/2)·h/w). Optional radial distortion k1, k2 (OpenCV convention).
+* Pixels: continuous coordinates, (0, 0) the top-left corner of the top-left pixel, x right, y down.
+* Ground: :class:`~pipeline.geo.terrain.Terrain` (flat at the tower's foot, or a DEM), lowered by Earth
+  curvature and refraction. The ray is straight.
+
+Uncertainty: pan, tilt (``PoseSigma``), the pixel position (x and y, ``pixel_px``) and the ground's vertical
+error are each perturbed by ±1 σ; the central differences are the columns of σ·J, and ``cov = Σ cᵢ cᵢᵀ``
+(first-order propagation with a secant the width of the σ). The 90 % ellipse scales the covariance's
+eigen-axes by √χ²₂(0.90) = 2.146.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pipeline.config import CameraConfig, PoseSigma
+from pipeline.geo.coords import LocalFrame
+from pipeline.geo.terrain import EARTH_RADIUS_M, LocalGrid, Terrain
+from pipeline.logs import get_logger
+from pipeline.types import GroundFix, Pose
+
+F64 = NDArray[np.float64]
+
+#: χ² quantile of 2 degrees of freedom at 0.90: a 2-D Gaussian lies inside √(this)·σ-axes with 90 % probability.
+CHI2_2D_90 = 4.605170185988091
+ELLIPSE_90_SCALE = math.sqrt(CHI2_2D_90)
+
+#: Why a pixel gave no ground fix.
+MISS_REASONS: dict[str, str] = {
+    "above_horizon": "the ray points above the horizon and never meets the ground",
+    "beyond_max_range": "the ray meets the ground only beyond terrain.max_range_m (or not at all within it)",
+    "outside_dem": "the ray leaves the DEM's coverage (or a no-data hole) before meeting the ground",
+    "near_horizon": "the point is so close to the horizon that a 1 σ change of pose loses it: range unbounded",
+}
+_MISS_CODE = {name: i + 1 for i, name in enumerate(MISS_REASONS)}
+_CODE_MISS = {i: name for name, i in _MISS_CODE.items()}
+
+
+@dataclass(frozen=True)
+class Axes:
+    """Camera axes in the local east/north/up frame (unit vectors)."""
+
+    right: F64
+    down: F64
+    forward: F64
+
+
+def camera_axes(pan_deg: float, tilt_deg: float, roll_deg: float = 0.0) -> Axes:
+    p, t, r = math.radians(pan_deg), math.radians(tilt_deg), math.radians(roll_deg)
+    forward = np.array([math.sin(p) * math.cos(t), math.cos(p) * math.cos(t), math.sin(t)])
+    right0 = np.array([math.cos(p), -math.sin(p), 0.0])
+    up0 = np.cross(right0, forward)
+    right = math.cos(r) * right0 - math.sin(r) * up0
+    up = math.sin(r) * right0 + math.cos(r) * up0
+    return Axes(right, -up, forward)
+
+
+def focal_px(hfov_deg: float, width_px: int) -> float:
+    """Focal length in pixels of a pinhole whose image ``width_px`` wide spans ``hfov_deg``."""
+    return (width_px / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+
+
+def hfov_for_zoom(table: Sequence[tuple[float, float]], zoom: float) -> float:
+    """Horizontal fov at ``zoom`` from (zoom, hfov_deg) pairs: linear in focal length, clamped at the ends."""
+    if not table:
+        raise ValueError("empty zoom → hfov table")
+    pairs = sorted(table)
+    zooms = np.array([z for z, _ in pairs])
+    focal = np.array([1.0 / math.tan(math.radians(h) / 2.0) for _, h in pairs])
+    f = float(np.interp(zoom, zooms, focal))
+    return math.degrees(2.0 * math.atan(1.0 / f))
+
+
+def distort(xn: F64, yn: F64, k1: float, k2: float) -> tuple[F64, F64]:
+    r2 = xn * xn + yn * yn
+    factor = 1.0 + k1 * r2 + k2 * r2 * r2
+    return xn * factor, yn * factor
+
+
+def undistort(xd: F64, yd: F64, k1: float, k2: float, iterations: int = 20) -> tuple[F64, F64]:
+    """Inverse of :func:`distort` by fixed-point iteration (converges for the mild distortion of PTZ lenses)."""
+    if k1 == 0.0 and k2 == 0.0:
+        return xd, yd
+    xu, yu = xd.copy(), yd.copy()
+    for _ in range(iterations):
+        r2 = xu * xu + yu * yu
+        factor = 1.0 + k1 * r2 + k2 * r2 * r2
+        xu, yu = xd / factor, yd / factor
+    return xu, yu
+
+
+class CameraModel:
+    """One tower camera: where it stands, its lens, and the ground it looks at."""
+
+    def __init__(
+        self,
+        camera_id: str,
+        lat: float,
+        lon: float,
+        ground_elevation_m: float = 0.0,
+        mast_height_m: float = 20.0,
+        terrain: Terrain | None = None,
+        distortion_k1: float = 0.0,
+        distortion_k2: float = 0.0,
+        zoom_hfov: Sequence[tuple[float, float]] = (),
+        pose_sigma: PoseSigma | None = None,
+    ) -> None:
+        self.camera_id = camera_id
+        self.lat = float(lat)
+        self.lon = float(lon)
+        self.ground_elevation_m = float(ground_elevation_m)
+        self.mast_height_m = float(mast_height_m)
+        self.camera_z_m = self.ground_elevation_m + self.mast_height_m
+        self.terrain = terrain if terrain is not None else Terrain()
+        self.k1 = float(distortion_k1)
+        self.k2 = float(distortion_k2)
+        self.zoom_hfov = list(zoom_hfov)
+        self.pose_sigma = pose_sigma or PoseSigma.model_validate({})
+        self.frame = LocalFrame(self.lat, self.lon)
+        self.grid: LocalGrid | None = self.terrain.local_grid(self.frame)
+        self.miss_counts: dict[str, int] = {name: 0 for name in MISS_REASONS}
+        self._log = get_logger("geo", camera_id)
+        self._logged: set[str] = set()
+        if self.grid is not None:
+            foot = float(self.grid.height(np.zeros(1), np.zeros(1))[0])
+            if math.isfinite(foot) and abs(foot - self.ground_elevation_m) > 20.0:
+                self._log.warning(
+                    "ground_elevation_m %.1f differs from the DEM at the tower (%.1f m): check the config",
+                    self.ground_elevation_m, foot,
+                )
+
+    @classmethod
+    def from_config(cls, cam: CameraConfig, terrain: Terrain | None = None) -> CameraModel:
+        return cls(
+            cam.id, cam.lat, cam.lon, cam.ground_elevation_m, cam.mast_height_m, terrain,
+            cam.distortion_k1, cam.distortion_k2, [(float(z), float(h)) for z, h in cam.zoom_hfov], cam.pose_sigma,
+        )
+
+    def hfov_for_zoom(self, zoom: float) -> float:
+        """The horizontal field of view at a PTZ zoom value, from the camera's calibration table."""
+        return hfov_for_zoom(self.zoom_hfov, zoom)
+
+    # ------------------------------------------------------------------------------------------ geometry
+    def rays(self, pose: Pose, image_wh: tuple[int, int], xy_px: ArrayLike) -> F64:
+        """(N, 3) unit ray directions (east, north, up) through pixels ``xy_px`` (N, 2)."""
+        xy = np.asarray(xy_px, dtype=np.float64).reshape(-1, 2)
+        w, h = image_wh
+        f = focal_px(pose.hfov_deg, w)
+        xn, yn = undistort((xy[:, 0] - w / 2.0) / f, (xy[:, 1] - h / 2.0) / f, self.k1, self.k2)
+        ax = camera_axes(pose.pan_deg, pose.tilt_deg, pose.roll_deg)
+        d = ax.forward[None, :] + xn[:, None] * ax.right[None, :] + yn[:, None] * ax.down[None, :]
+        return np.asarray(d / np.linalg.norm(d, axis=1, keepdims=True), dtype=np.float64)
+
+    def ground_height_m(self, east_m: F64, north_m: F64) -> F64:
+        """Terrain elevation (m) at local points: the DEM, or the tower's foot elevation when flat."""
+        if self.grid is None:
+            return np.full(np.shape(east_m), self.ground_elevation_m)
+        return self.grid.height(np.asarray(east_m, np.float64), np.asarray(north_m, np.float64))
+
+    def intersect(self, dirs: F64, dz_m: F64 | None = None) -> tuple[F64, NDArray[np.int8]]:
+        """Distance along each ray (N,) to the ground raised by ``dz_m`` (N,); NaN + a miss code where none."""
+        dirs = np.asarray(dirs, dtype=np.float64).reshape(-1, 3)
+        dz = np.zeros(len(dirs)) if dz_m is None else np.asarray(dz_m, dtype=np.float64)
+        if self.grid is None:
+            return self._intersect_flat(dirs, dz)
+        return self._intersect_dem(dirs, dz, self.grid)
+
+    def _curv(self) -> float:
+        return (1.0 - self.terrain.refraction_k) / (2.0 * EARTH_RADIUS_M) if self.terrain.curvature else 0.0
+
+    def _intersect_flat(self, dirs: F64, dz: F64) -> tuple[F64, NDArray[np.int8]]:
+        h2 = dirs[:, 0] ** 2 + dirs[:, 1] ** 2
+        a = self._curv() * h2
+        b = dirs[:, 2]
+        c = self.camera_z_m - (self.ground_elevation_m + dz)
+        disc = b * b - 4.0 * a * c
+        hit = (b < 0) & (disc >= 0) & (c > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.where(hit, 2.0 * c / (-b + np.sqrt(np.maximum(disc, 0.0))), np.nan)
+        t = np.where(c <= 0, 0.0, t)  # camera at or below the ground: the foot of the tower
+        code = np.zeros(len(dirs), np.int8)
+        code[np.isnan(t)] = _MISS_CODE["above_horizon"]
+        far = np.sqrt(h2) * np.nan_to_num(t, nan=0.0) > self.terrain.max_range_m
+        code[far] = _MISS_CODE["beyond_max_range"]
+        t[far] = np.nan
+        return t, code
+
+    def _intersect_dem(self, dirs: F64, dz: F64, grid: LocalGrid, chunk: int = 96) -> tuple[F64, NDArray[np.int8]]:
+        n_rays = len(dirs)
+        curv = self._curv()
+        hor = np.hypot(dirs[:, 0], dirs[:, 1])
+        s_max = min(self.terrain.max_range_m, grid.half_size_m)
+        dt = grid.step_m / np.maximum(np.maximum(hor, np.abs(dirs[:, 2])), 1e-9)
+        t_max = s_max / np.maximum(hor, 1e-9)
+        # a descending ray is certainly underground once below the lowest DEM cell (lowered at s_max)
+        floor = grid.min_height_m + np.minimum(dz, 0.0) - curv * s_max * s_max
+        with np.errstate(divide="ignore"):
+            t_floor = np.where(dirs[:, 2] < 0, (self.camera_z_m - floor) / np.maximum(-dirs[:, 2], 1e-12), np.inf)
+        t_end = np.minimum(t_max, t_floor + dt)
+        n_steps = np.ceil(t_end / dt).astype(np.int64)
+        lo = np.full(n_rays, np.nan)
+        hi = np.full(n_rays, np.nan)
+        code = np.zeros(n_rays, np.int8)
+        active = np.arange(n_rays)
+        k0 = 0
+        while active.size:
+            ks = np.arange(k0, k0 + chunk + 1, dtype=np.float64)
+            t = ks[None, :] * dt[active, None]
+            g = self._clearance(dirs[active], dz[active], t, grid, curv)
+            valid = ks[None, :] <= n_steps[active, None]
+            nan_at = np.isnan(g) & valid
+            cross = (g[:, :-1] > 0) & (g[:, 1:] <= 0) & valid[:, 1:]
+            first_cross = np.where(cross.any(axis=1), cross.argmax(axis=1), chunk + 1)
+            first_nan = np.where(nan_at[:, 1:].any(axis=1), nan_at[:, 1:].argmax(axis=1), chunk + 1)
+            done_hit = first_cross < first_nan
+            done_nan = (first_nan < first_cross) & (first_nan <= chunk)
+            rows = np.arange(active.size)
+            idx = active[done_hit]
+            lo[idx] = t[rows[done_hit], first_cross[done_hit]]
+            hi[idx] = t[rows[done_hit], first_cross[done_hit] + 1]
+            code[active[done_nan]] = _MISS_CODE["outside_dem"]
+            exhausted = (k0 + chunk >= n_steps[active]) & ~done_hit & ~done_nan
+            code[active[exhausted]] = self._why_no_hit(dirs[active[exhausted]], grid)
+            active = active[~(done_hit | done_nan | exhausted)]
+            k0 += chunk
+        hit = ~np.isnan(lo)
+        if hit.any():
+            a, b = lo[hit], hi[hit]
+            d, z = dirs[hit], dz[hit]
+            for _ in range(30):  # step/2³⁰: far below a millimetre
+                mid = 0.5 * (a + b)
+                above = self._clearance(d, z, mid[:, None], grid, curv)[:, 0] > 0
+                a = np.where(above, mid, a)
+                b = np.where(above, b, mid)
+            lo[hit] = 0.5 * (a + b)
+        return lo, code
+
+    def _clearance(self, dirs: F64, dz: F64, t: F64, grid: LocalGrid, curv: float) -> F64:
+        """Height of the ray above the (curvature-lowered, dz-raised) ground at parameters ``t`` (N, K)."""
+        east = t * dirs[:, 0:1]
+        north = t * dirs[:, 1:2]
+        s2 = east * east + north * north
+        ground = grid.height(east, north) + dz[:, None] - curv * s2
+        return np.asarray(self.camera_z_m + t * dirs[:, 2:3] - ground, dtype=np.float64)
+
+    def _why_no_hit(self, dirs: F64, grid: LocalGrid) -> NDArray[np.int8]:
+        """A ray that met no DEM cell: above the horizon of the lowest ground, or just too far."""
+        b = dirs[:, 2]
+        a = self._curv() * (dirs[:, 0] ** 2 + dirs[:, 1] ** 2)
+        c = self.camera_z_m - grid.min_height_m
+        misses = (b >= 0) | (b * b - 4 * a * c < 0)
+        return np.where(misses, _MISS_CODE["above_horizon"], _MISS_CODE["beyond_max_range"]).astype(np.int8)
+
+    # ---------------------------------------------------------------------------------------------- API
+    def locate(
+        self,
+        pose: Pose,
+        image_wh: tuple[int, int],
+        xy_px: ArrayLike,
+        sigma: PoseSigma | None = None,
+    ) -> list[GroundFix | None]:
+        """Ground fixes of pixels ``xy_px`` (N, 2), usually box bottom centres; None where no ground is met."""
+        xy = np.asarray(xy_px, dtype=np.float64).reshape(-1, 2)
+        n = len(xy)
+        if n == 0:
+            return []
+        sig = sigma or self.pose_sigma
+        perturb = [
+            (sig.pan_deg, (1.0, 0.0, 0.0, 0.0, 0.0)),
+            (sig.tilt_deg, (0.0, 1.0, 0.0, 0.0, 0.0)),
+            (sig.pixel_px, (0.0, 0.0, 1.0, 0.0, 0.0)),
+            (sig.pixel_px, (0.0, 0.0, 0.0, 1.0, 0.0)),
+            (self.terrain.vertical_sigma_m, (0.0, 0.0, 0.0, 0.0, 1.0)),
+        ]
+        variants: list[tuple[float, float, float, float, float]] = [(0.0, 0.0, 0.0, 0.0, 0.0)]
+        for s, unit in perturb:
+            if s > 0:
+                variants.append(tuple(s * u for u in unit))  # type: ignore[arg-type]
+                variants.append(tuple(-s * u for u in unit))  # type: ignore[arg-type]
+        dirs_all: list[F64] = []
+        dz_all: list[F64] = []
+        for d_pan, d_tilt, d_x, d_y, d_z in variants:
+            p = Pose(pose.pan_deg + d_pan, pose.tilt_deg + d_tilt, pose.hfov_deg, pose.roll_deg, pose.preset)
+            dirs_all.append(self.rays(p, image_wh, xy + np.array([d_x, d_y])))
+            dz_all.append(np.full(n, d_z))
+        dirs = np.concatenate(dirs_all)
+        t, code = self.intersect(dirs, np.concatenate(dz_all))
+        pts = (t[:, None] * dirs).reshape(len(variants), n, 3)  # east, north, up-offset from camera
+        codes = code.reshape(len(variants), n)
+        base = pts[0]
+        fixes: list[GroundFix | None] = [None] * n
+        ok = ~np.isnan(base[:, 0])
+        cols = np.zeros((len(variants) // 2, n, 2))
+        bad = np.zeros(n, bool)
+        for j in range(len(variants) // 2):
+            plus, minus = pts[1 + 2 * j, :, :2], pts[2 + 2 * j, :, :2]
+            p_ok, m_ok = ~np.isnan(plus[:, 0]), ~np.isnan(minus[:, 0])
+            col = np.where((p_ok & m_ok)[:, None], (plus - minus) / 2.0, 0.0)
+            col = np.where((p_ok & ~m_ok)[:, None], plus - base[:, :2], col)
+            col = np.where((~p_ok & m_ok)[:, None], base[:, :2] - minus, col)
+            bad |= ~p_ok & ~m_ok
+            cols[j] = np.nan_to_num(col)
+        cov = np.einsum("jni,jnk->nik", cols, cols)  # (n, 2, 2)
+        lat, lon = self.frame.to_wgs84(base[:, 0], base[:, 1]) if ok.any() else (np.zeros(n), np.zeros(n))
+        elev = self.ground_height_m(base[:, 0], base[:, 1])
+        for i in range(n):
+            if not ok[i]:
+                self._miss(_CODE_MISS.get(int(codes[0, i]), "above_horizon"))
+                continue
+            if bad[i]:
+                self._miss("near_horizon")
+                continue
+            e, nn = float(base[i, 0]), float(base[i, 1])
+            fixes[i] = fix_from_cov(
+                float(lat[i]), float(lon[i]), float(elev[i]), math.hypot(e, nn),
+                math.degrees(math.atan2(e, nn)) % 360.0, cov[i], (self.camera_id,),
+            )
+        return fixes
+
+    def _miss(self, reason: str) -> None:
+        self.miss_counts[reason] = self.miss_counts.get(reason, 0) + 1
+        if reason not in self._logged:
+            self._logged.add(reason)
+            self._log.warning("no ground fix: %s (%s); logged once, counted in miss_counts",
+                              reason, MISS_REASONS.get(reason, ""))
+
+    def project(
+        self,
+        pose: Pose,
+        image_wh: tuple[int, int],
+        lat: ArrayLike,
+        lon: ArrayLike,
+        elevation_m: ArrayLike | None = None,
+    ) -> F64:
+        """(N, 2) pixel positions of WGS84 points (NaN behind the camera). Elevation: the ground's when None."""
+        lat_a = np.atleast_1d(np.asarray(lat, dtype=np.float64))
+        lon_a = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+        east, north = self.frame.to_local_m(lat_a, lon_a)
+        if elevation_m is None:
+            z = self.ground_height_m(east, north)
+        else:
+            z = np.broadcast_to(np.asarray(elevation_m, dtype=np.float64), east.shape).astype(np.float64)
+        return self.project_local(pose, image_wh, east, north, z)
+
+    def project_local(self, pose: Pose, image_wh: tuple[int, int], east_m: F64, north_m: F64, z_m: F64) -> F64:
+        """As :meth:`project`, for points in the tower's local frame (metres; z above sea level)."""
+        east = np.asarray(east_m, np.float64)
+        north = np.asarray(north_m, np.float64)
+        up = np.asarray(z_m, np.float64) - self._curv() * (east * east + north * north) - self.camera_z_m
+        v = np.stack([east, north, up], axis=-1)
+        ax = camera_axes(pose.pan_deg, pose.tilt_deg, pose.roll_deg)
+        zc = v @ ax.forward
+        with np.errstate(invalid="ignore", divide="ignore"):
+            xn = np.where(zc > 0, (v @ ax.right) / zc, np.nan)
+            yn = np.where(zc > 0, (v @ ax.down) / zc, np.nan)
+        xd, yd = distort(xn, yn, self.k1, self.k2)
+        w, h = image_wh
+        f = focal_px(pose.hfov_deg, w)
+        return np.stack([w / 2.0 + f * xd, h / 2.0 + f * yd], axis=-1)
+
+
+def ellipse_90(cov_en: Any) -> tuple[float, float, float]:
+    """(semi_major_m, semi_minor_m, orientation_deg) of the 90 % ellipse of a 2×2 east/north covariance.
+
+    Orientation is the azimuth of the major axis, clockwise from north, in [0, 180).
+    """
+    c = np.asarray(cov_en, dtype=np.float64).reshape(2, 2)
+    c = 0.5 * (c + c.T)
+    vals, vecs = np.linalg.eigh(c)
+    major = vecs[:, 1]
+    orientation = math.degrees(math.atan2(float(major[0]), float(major[1]))) % 180.0
+    return (
+        ELLIPSE_90_SCALE * math.sqrt(max(float(vals[1]), 0.0)),
+        ELLIPSE_90_SCALE * math.sqrt(max(float(vals[0]), 0.0)),
+        orientation,
+    )
+
+
+def fix_from_cov(
+    lat: float,
+    lon: float,
+    elevation_m: float,
+    range_m: float,
+    bearing_deg: float,
+    cov_en: Any,
+    cameras: tuple[str, ...],
+) -> GroundFix:
+    """A :class:`GroundFix` whose ellipse and ``cov_en_m2`` come from a 2×2 east/north covariance (m²)."""
+    c = np.asarray(cov_en, dtype=np.float64).reshape(2, 2)
+    c = 0.5 * (c + c.T)
+    major, minor, orient = ellipse_90(c)
+    return GroundFix(
+        lat=lat, lon=lon, elevation_m=elevation_m, range_m=range_m, bearing_deg=bearing_deg,
+        semi_major_m=major, semi_minor_m=minor, orientation_deg=orient,
+        cov_en_m2=(float(c[0, 0]), float(c[0, 1]), float(c[1, 0]), float(c[1, 1])), cameras=cameras,
+    )
