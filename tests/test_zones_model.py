@@ -130,7 +130,12 @@ def test_schedule_uses_configured_default_tz(tmp_path: Path) -> None:
     path = write(tmp_path, collection(feature(schedule=["08:00-18:00"])))
     t = _utc("2026-06-01T09:00", "Asia/Shanghai")  # 09:00 in Shanghai is 01:00 UTC
     assert load_zones(path)[0].watched_at(t)
-    assert not load_zones(path, default_tz="UTC")[0].watched_at(t)
+    assert not load_zones(path)[0].watched_at(t, "UTC")  # the box's zones.tz
+    assert not load_zones(path, default_tz="UTC")[0].watched_at(t)  # fixed at load time
+    own = write(tmp_path, collection(feature(schedule={"windows": ["08:00-18:00"], "tz": "Asia/Shanghai"})))
+    assert load_zones(own)[0].watched_at(t, "UTC")  # a zone's own tz wins
+    no_tz = write(tmp_path, collection(feature(schedule={"windows": ["08:00-18:00"]})))
+    assert load_zones(no_tz)[0].schedule.tz is None
 
 
 @pytest.mark.parametrize(

@@ -113,18 +113,22 @@ class Permit:
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """When a zone is watched: local time-of-day windows (none = all day) in time zone ``tz``."""
+    """When a zone is watched: local time-of-day windows (none = all day) in time zone ``tz``
+    (None: the box's configured ``zones.tz``, passed in as ``default_tz``)."""
 
     windows: tuple[TimeWindow, ...] = ()
-    tz: str = DEFAULT_TZ
+    tz: str | None = None
 
-    def local(self, t_utc_s: float) -> datetime:
-        return datetime.fromtimestamp(t_utc_s, UTC).astimezone(ZoneInfo(self.tz))
+    def tz_name(self, default_tz: str = DEFAULT_TZ) -> str:
+        return self.tz or default_tz
 
-    def watched_at(self, t_utc_s: float) -> bool:
+    def local(self, t_utc_s: float, default_tz: str = DEFAULT_TZ) -> datetime:
+        return datetime.fromtimestamp(t_utc_s, UTC).astimezone(ZoneInfo(self.tz_name(default_tz)))
+
+    def watched_at(self, t_utc_s: float, default_tz: str = DEFAULT_TZ) -> bool:
         if not self.windows:
             return True
-        now = self.local(t_utc_s).time()
+        now = self.local(t_utc_s, default_tz).time()
         return any(w.contains(now) for w in self.windows)
 
 
@@ -154,29 +158,32 @@ class Zone:
     def triggers(self, class_name: str) -> bool:
         return class_name in self.classes
 
-    def permit_at(self, t_utc_s: float) -> Permit | None:
+    def permit_at(self, t_utc_s: float, default_tz: str = DEFAULT_TZ) -> Permit | None:
         """The permit that silences the zone at this time, if any (by local date)."""
         if not self.permits:
             return None
-        day = self.schedule.local(t_utc_s).date()
+        day = self.schedule.local(t_utc_s, default_tz).date()
         for permit in self.permits:
             if permit.covers(day):
                 return permit
         return None
 
-    def silenced_why(self, t_utc_s: float) -> str | None:
-        """Why the zone raises no alert at this time (``None``: it is watched)."""
-        if not self.schedule.watched_at(t_utc_s):
+    def silenced_why(self, t_utc_s: float, default_tz: str = DEFAULT_TZ) -> str | None:
+        """Why the zone raises no alert at this time (``None``: it is watched).
+
+        ``default_tz``: time zone of schedules and permit dates for zones that name none (``zones.tz``).
+        """
+        if not self.schedule.watched_at(t_utc_s, default_tz):
             windows = ", ".join(str(w) for w in self.schedule.windows)
-            return f"outside its schedule ({windows} {self.schedule.tz})"
-        permit = self.permit_at(t_utc_s)
+            return f"outside its schedule ({windows} {self.schedule.tz_name(default_tz)})"
+        permit = self.permit_at(t_utc_s, default_tz)
         if permit is not None:
             note = f": {permit.note}" if permit.note else ""
             return f"permit {permit.from_date}..{permit.to_date}{note}"
         return None
 
-    def watched_at(self, t_utc_s: float) -> bool:
-        return self.silenced_why(t_utc_s) is None
+    def watched_at(self, t_utc_s: float, default_tz: str = DEFAULT_TZ) -> bool:
+        return self.silenced_why(t_utc_s, default_tz) is None
 
     def outline_lonlat(self) -> list[list[tuple[float, float]]]:
         """Exterior rings as ``[(lon, lat), …]`` (one per polygon part), for overlays and maps."""
@@ -214,13 +221,15 @@ def zone_files(dir_or_files: str | Path | Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_zones(dir_or_files: str | Path | Iterable[str | Path], default_tz: str = DEFAULT_TZ) -> list[Zone]:
+def load_zones(dir_or_files: str | Path | Iterable[str | Path], default_tz: str | None = None) -> list[Zone]:
     """Read and validate every zone in a folder (``*.geojson``) or the given files.
 
     Raises :class:`UserError` on the first mistake (one line: file, feature index and id, expected, found).
     An empty folder gives an empty list (a box may watch for fire anywhere without zones).
+    ``default_tz`` fixes the time zone of zones that name none; left None, the rules apply ``zones.tz``.
     """
-    _check_tz(default_tz, "zones", "tz")
+    if default_tz is not None:
+        _check_tz(default_tz, "zones", "tz")
     zones: list[Zone] = []
     seen: dict[str, str] = {}
     for path in zone_files(dir_or_files):
@@ -237,7 +246,7 @@ def load_zones(dir_or_files: str | Path | Iterable[str | Path], default_tz: str 
     return zones
 
 
-def load_zone_file(path: str | Path, default_tz: str = DEFAULT_TZ) -> list[Zone]:
+def load_zone_file(path: str | Path, default_tz: str | None = None) -> list[Zone]:
     """Zones of one GeoJSON file (ids unique within it)."""
     path = Path(path)
     source = str(path)
@@ -254,7 +263,7 @@ def load_zone_file(path: str | Path, default_tz: str = DEFAULT_TZ) -> list[Zone]
     return parse_feature_collection(data, source, default_tz)
 
 
-def parse_feature_collection(data: Any, source: str, default_tz: str = DEFAULT_TZ) -> list[Zone]:
+def parse_feature_collection(data: Any, source: str, default_tz: str | None = None) -> list[Zone]:
     """Zones of a parsed GeoJSON document (a FeatureCollection, or a single Feature)."""
     if isinstance(data, dict) and data.get("type") == "Feature":
         data = {"type": "FeatureCollection", "features": [data]}
@@ -301,7 +310,7 @@ def _check_tz(tz: str, source: str, where: str) -> None:
         raise UserError(source, where, "an IANA time zone such as Asia/Shanghai", tz) from None
 
 
-def parse_feature(feature: Any, index: int, source: str, default_tz: str = DEFAULT_TZ) -> Zone:
+def parse_feature(feature: Any, index: int, source: str, default_tz: str | None = None) -> Zone:
     """One Feature → :class:`Zone` (``index`` names it in messages)."""
     where = f"features[{index}]"
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
@@ -412,7 +421,7 @@ def _parse_window(value: Any, name: str, fail: FailFn) -> TimeWindow:
     return TimeWindow(time(h1, m1), time(h2, m2))
 
 
-def _parse_schedule(value: Any, default_tz: str, source: str, p: str, fail: FailFn) -> Schedule:
+def _parse_schedule(value: Any, default_tz: str | None, source: str, p: str, fail: FailFn) -> Schedule:
     if value is None:
         return Schedule((), default_tz)
     tz = default_tz
@@ -421,10 +430,11 @@ def _parse_schedule(value: Any, default_tz: str, source: str, p: str, fail: Fail
         unknown = set(value) - {"windows", "tz"}
         if unknown:
             raise fail("schedule", "an object with windows and tz only", f"unknown key {sorted(unknown)[0]!r}")
-        tz = value.get("tz", default_tz)
-        if not isinstance(tz, str):
-            raise fail("schedule.tz", "an IANA time zone such as Asia/Shanghai", tz)
-        _check_tz(tz, source, f"{p}.schedule.tz")
+        if "tz" in value:
+            tz = value["tz"]
+            if not isinstance(tz, str):
+                raise fail("schedule.tz", "an IANA time zone such as Asia/Shanghai", tz)
+            _check_tz(tz, source, f"{p}.schedule.tz")
         windows_raw = value.get("windows", [])
     if isinstance(windows_raw, str):
         windows_raw = [windows_raw]

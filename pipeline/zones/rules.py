@@ -92,7 +92,7 @@ class RuleEngine:
                 continue
             if zone.kind == "fire_watch":
                 fire_covered = True  # silenced or not, this place is the zone's business
-            if not zone.watched_at(t_utc_s):
+            if not zone.watched_at(t_utc_s, self.cfg.tz):
                 continue
             distance = self.index.signed_distance_m(i, mean_en_m[0], mean_en_m[1])
             hits.append(RuleHit(zone.rule, zone, p, distance))
@@ -118,7 +118,7 @@ class RuleEngine:
         best: tuple[float, Zone] | None = None
         for i in sorted(int(k) for k in self.index.tree.query(ray, predicate="intersects")):
             zone = self.index.zones[i]
-            if zone.kind != "fire_watch" or not zone.triggers(class_name) or not zone.watched_at(t_utc_s):
+            if zone.kind != "fire_watch" or not zone.triggers(class_name) or not zone.watched_at(t_utc_s, self.cfg.tz):
                 continue
             polygon = self.index.polygons_en[i]
             if not polygon.intersects(ray):
