@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import re
 
-_URL_CRED = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@")
+# the password runs to the LAST "@" before the path, so an unescaped "@" in it is masked too
+_URL_CRED = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^/\s]*)@")
+_KV_CRED = re.compile(r"(?P<key>\b(?:password|passwd|pwd|pass)=)(?P<pw>[^&\s\"']+)", re.IGNORECASE)
 _SECRETS: set[str] = set()
 
 
 def redact_url(text: str) -> str:
-    """``rtsp://user:pass@host/x`` → ``rtsp://user:***@host/x`` (every URL in ``text``)."""
-    return _URL_CRED.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:***@", text)
+    """``rtsp://user:pass@host/x`` → ``rtsp://user:***@host/x`` (every URL in ``text``);
+    ``password=x`` → ``password=***``."""
+    text = _URL_CRED.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:***@", text)
+    return _KV_CRED.sub(lambda m: f"{m.group('key')}***", text)
 
 
 def register_secret(secret: str | None) -> None:

@@ -3,6 +3,7 @@ can hold or cut a connection, and a publisher process (``python -m tests.mqtt_pu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -208,10 +209,8 @@ class TcpProxy:
             return
         finally:
             for sock in (client, upstream):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
 
     def close(self) -> None:

@@ -83,12 +83,13 @@ class SnapshotRetention:
         self.last_result: PruneResult | None = None
 
     def maybe_run(self) -> PruneResult | None:
-        if self.clock() - self._last < self.interval_s:
+        now = self.clock()
+        if now - self._last < self.interval_s:
             return None
-        return self.run()
+        return self.run(now)
 
-    def run(self) -> PruneResult:
-        self._last = self.clock()
+    def run(self, now: float | None = None) -> PruneResult:
+        self._last = self.clock() if now is None else now
         referenced = self.outbox.referenced_files() if self.outbox is not None else set()
         if not self.snapshot_dir.is_dir():
             self.last_result = PruneResult()
