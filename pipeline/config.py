@@ -199,6 +199,32 @@ class ViewCheckConfig(Strict):
     )
 
 
+class TilingConfig(Strict):
+    """Tiled inference for small, distant objects: overlapping tiles at full resolution, boxes merged.
+
+    Costs one inference per tile (plus one for the whole frame): a 1920×1080 frame with 640 px tiles
+    and 0.2 overlap is 8 tiles + 1, about 9× the detector time of an untiled frame.
+    """
+
+    tile_px: int = Field(
+        640,
+        ge=64,
+        le=8192,
+        description="Side of a square tile in frame pixels. Too small: many tiles (cost) and large objects cut"
+        " apart; too large: small objects shrink again in the network input.",
+    )
+    overlap_frac: float = Field(
+        0.2,
+        ge=0.0,
+        le=0.75,
+        description="Overlap between neighbouring tiles. Too low: an object on a tile edge is cut in two;"
+        " too high: more tiles for nothing.",
+    )
+    include_full_frame: bool = Field(
+        True, description="Also run the whole frame, so that objects larger than a tile are found whole."
+    )
+
+
 class CameraConfig(Strict):
     """One tower camera: where it stands, where it points, and how often to analyse it."""
 
@@ -250,6 +276,9 @@ class CameraConfig(Strict):
         None, description="Fixed cameras: image of the correct view, checked like a preset's reference_image."
     )
     view_check: ViewCheckConfig = Field(default_factory=ViewCheckConfig, description="Moved/stuck camera check.")
+    tiling: TilingConfig | None = Field(
+        None, description="Tiled inference for this camera (small distant objects); None: whole frames only."
+    )
 
     @model_validator(mode="after")
     def _patrol_needs_driver(self) -> CameraConfig:
@@ -635,6 +664,45 @@ class OpsConfig(Strict):
     )
 
 
+class HarvestConfig(Strict):
+    """Hard-example harvesting: save frames and predicted boxes (YOLO labels) for a person to correct,
+    then `minewatch train --data <dir>`."""
+
+    enabled: bool = Field(False, description="Save frames by the rules below.")
+    dir: Path = Field(Path("var/harvest"), description="Folder of images/, labels/ and classes.txt.")
+    on_alert: bool = Field(True, description="Save the frame of every new alert (true or false alarms alike).")
+    low_score: bool = Field(
+        True,
+        description="Save frames with a detection scoring between low_score_min and its class threshold"
+        " (the model hesitated). Needs the detector to return scores down to low_score_min.",
+    )
+    low_score_min: float = Field(
+        0.1,
+        ge=0.01,
+        le=0.99,
+        description="Lowest score still worth a look. Too low: mostly noise is saved; too high: near misses"
+        " are never seen.",
+    )
+    sample_every_s: float = Field(
+        3600.0,
+        ge=0,
+        le=30 * 86400,
+        description="Save one frame per camera and preset this often, whatever is seen (0: off). Gives"
+        " ordinary background for training.",
+    )
+    min_interval_s: float = Field(
+        30.0,
+        ge=0,
+        le=86400,
+        description="At most one frame per camera, preset and rule in this time. Too low: a long event fills"
+        " the disk with near-identical frames; too high: hard moments are skipped.",
+    )
+    max_images: int = Field(
+        20000, ge=1, le=10_000_000, description="Stop saving (logged once) when the folder holds this many images."
+    )
+    jpeg_quality: int = Field(95, ge=50, le=100, description="JPEG quality of saved frames.")
+
+
 class Config(Strict):
     """The whole of ``cameras.yaml``."""
 
@@ -645,6 +713,7 @@ class Config(Strict):
     zones: ZonesConfig = Field(default_factory=ZonesConfig, description="Geofences.")
     ops: OpsConfig = Field(default_factory=OpsConfig, description="Health and metrics endpoints.")
     terrain: TerrainConfig = Field(default_factory=TerrainConfig, description="Ground model for geolocation.")
+    harvest: HarvestConfig = Field(default_factory=HarvestConfig, description="Hard-example harvesting.")
 
     @field_validator("cameras")
     @classmethod
