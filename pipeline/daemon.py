@@ -130,7 +130,6 @@ class Daemon:
 
     # -- callbacks from other threads ---------------------------------------------------------------
     def _on_status(self, camera_id: str, status: str, detail: dict[str, Any]) -> None:
-        get_logger("sources", camera_id).info("status %s", status)
         if self.relay is not None:
             self.relay.publish_status(camera_id, status, detail)
 
@@ -213,13 +212,14 @@ class Daemon:
                 src.stop()
             if self.relay is not None:
                 self.relay.stop(drain_timeout_s=3.0)
+            pending = self._pending()
             self.outbox.close()
             if self.ops_server is not None:
                 self.ops_server.stop()
             elapsed = time.monotonic() - self.stats.started_s
-            log.info("stopped: %d frames analysed in %d batches (%.1f frames/s), %d alert events, %d pending"
-                     " in the outbox", self.stats.frames, self.stats.batches,
-                     self.stats.frames / max(elapsed, 1e-9), self.stats.events, self._pending())
+            log.info("stopped: %d frames analysed in %d batches (%.1f frames/s), %d alert events, %d message(s)"
+                     " pending in the outbox", self.stats.frames, self.stats.batches,
+                     self.stats.frames / max(elapsed, 1e-9), self.stats.events, pending)
         return 0
 
     def _pending(self) -> int:
