@@ -93,7 +93,8 @@ def make_folder(root: Path, names: list[str], n_videos: int = 3, frames: int = 3
 
 def test_collect_maps_names_and_drops_unmapped(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "d", ["digger"], n_videos=1, frames=2)
-    assert all(it.rows[0][0] == CLASS_INDEX["excavator"] for it in collect([parse_source(str(root), {"digger": "excavator"})]))
+    mapped = collect([parse_source(str(root), {"digger": "excavator"})])
+    assert all(it.rows[0][0] == CLASS_INDEX["excavator"] for it in mapped)
     assert all(not it.rows for it in collect([parse_source(str(root))]))  # "digger" is not a minewatch class
     named = collect([parse_source(f"{root}=smoke")])  # names given after "=" win over classes.txt
     assert all(it.rows[0][0] == CLASS_INDEX["smoke"] for it in named)
