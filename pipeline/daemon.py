@@ -12,6 +12,7 @@ import argparse
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -32,6 +33,8 @@ class Stats:
     events: int = 0
     inference_s: float = 0.0
     started_s: float = field(default_factory=time.monotonic)
+    #: recent (capture → analysed, received → analysed) ages in seconds, for /health and the benchmarks
+    lag_s: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=4096))
 
 
 def check_inputs(config: Config, config_path: str) -> None:
@@ -193,6 +196,11 @@ class Daemon:
                     self.stats.inference_s += spent
                     self.metrics.inference_s.observe(spent)
                     self.metrics.batch_size.observe(len(batch))
+                    done = time.time()
+                    for frame in batch:
+                        lag = done - frame.t_capture
+                        self.stats.lag_s.append((lag, done - (frame.t_received or frame.t_capture)))
+                        self.metrics.frame_lag_s.observe(lag)
                     self.stats.batches += 1
                     self.stats.frames += len(batch)
                     for frame, det in zip(batch, dets, strict=True):

@@ -83,6 +83,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0))
         self.batch_size = Histogram("minewatch_batch_size", "Frames per inference batch.", registry=registry,
                                     buckets=(1, 2, 4, 8, 16, 32, 64))
+        self.frame_lag_s = Histogram(
+            "minewatch_frame_lag_seconds", "Age of a frame (since its capture) when its detections are ready.",
+            registry=registry, buckets=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0))
         self.publish_latency_s = Histogram(
             "minewatch_publish_latency_seconds", "Frame capture to the broker's PUBACK of its alert.",
             registry=registry, buckets=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0))
