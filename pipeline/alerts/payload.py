@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import CameraConfig, MqttConfig
+from pipeline.geo.coords import wgs84_to_gcj02
 from pipeline.types import AlertEvent
 
 EVENT_SCHEMA = "minewatch.event/1"
@@ -44,50 +45,6 @@ def iso8601z(t_s: float) -> str:
     if millis == 1000:
         whole, millis = whole + 1, 0
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
-
-
-_GCJ_A = 6378245.0  # Krasovsky 1940 semi-major axis used by GCJ-02
-_GCJ_EE = 0.00669342162296594323
-
-
-def _gcj_dlat(x: float, y: float) -> float:
-    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
-    ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
-    ret += (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
-    ret += (160.0 * math.sin(y / 12.0 * math.pi) + 320.0 * math.sin(y * math.pi / 30.0)) * 2.0 / 3.0
-    return ret
-
-
-def _gcj_dlon(x: float, y: float) -> float:
-    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
-    ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
-    ret += (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
-    ret += (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
-    return ret
-
-
-def _wgs84_to_gcj02_local(lat: float, lon: float) -> tuple[float, float]:
-    """The published WGS84 → GCJ-02 offset (identity outside China's bounding box)."""
-    if not (73.66 < lon < 135.05 and 3.86 < lat < 53.55):
-        return lat, lon
-    dlat = _gcj_dlat(lon - 105.0, lat - 35.0)
-    dlon = _gcj_dlon(lon - 105.0, lat - 35.0)
-    rad = lat / 180.0 * math.pi
-    magic = 1.0 - _GCJ_EE * math.sin(rad) ** 2
-    sqrt_magic = math.sqrt(magic)
-    dlat = (dlat * 180.0) / ((_GCJ_A * (1 - _GCJ_EE)) / (magic * sqrt_magic) * math.pi)
-    dlon = (dlon * 180.0) / (_GCJ_A / sqrt_magic * math.cos(rad) * math.pi)
-    return lat + dlat, lon + dlon
-
-
-def to_gcj02(lat: float, lon: float) -> tuple[float, float]:
-    """GCJ-02 (the datum of Chinese web maps): the geo stage's function when present, else the local one."""
-    try:
-        from pipeline.geo.coords import wgs84_to_gcj02
-    except ImportError:
-        return _wgs84_to_gcj02_local(lat, lon)
-    glat, glon = wgs84_to_gcj02(lat, lon)
-    return float(glat), float(glon)
 
 
 def _num(value: float | None, digits: int) -> float | None:
@@ -151,7 +108,7 @@ def build_event(
     location: dict[str, Any] | None = None
     if event.fix is not None:
         fix = event.fix
-        glat, glon = to_gcj02(fix.lat, fix.lon)
+        glat, glon = wgs84_to_gcj02(float(fix.lat), float(fix.lon))
         location = {
             "lat": round(fix.lat, 7),
             "lon": round(fix.lon, 7),
