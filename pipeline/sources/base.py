@@ -1,0 +1,385 @@
+"""What every camera source shares: the reader thread, status, counters, and the way a decoded frame is
+judged (patrol pose → analysis rate → BGR → view check → slot).
+
+A decoded frame reaches the analysis only when
+1. the camera is dwelling at a preset and the frame was captured after the dwell began (not while
+   moving or settling) — it then carries that preset's pose;
+2. it is due at the camera's ``analysis_fps`` (the others are skipped *before* the costly BGR conversion);
+3. the view matches the preset's reference image, where one is configured (else the preset is held).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+from av.container import InputContainer
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
+from numpy.typing import NDArray
+
+from pipeline.config import CameraConfig, ReaderConfig
+from pipeline.logs import get_logger
+from pipeline.redact import redact
+from pipeline.sources.patrol import Pointing
+from pipeline.sources.slot import HourCounter, LatestFrameSlot, RateMeter
+from pipeline.sources.view_check import ViewGuard
+from pipeline.types import Frame
+
+StatusCallback = Callable[[str, str, dict[str, Any]], None]
+
+#: Status strings a source reports through ``on_status``.
+STATUSES = ("online", "offline", "stalled", "view_mismatch", "moving")
+
+
+class FrameGate:
+    """Takes frames at ``fps`` on the stream's own clock; every other frame is skipped.
+
+    Works on capture times, so a burst of late frames is thinned the same way as a steady stream, and a
+    time jump (file loop, reconnection) restarts the schedule instead of taking or skipping a long run.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.period_s = 1.0 / fps
+        self._next_t: float | None = None
+
+    def due(self, t_s: float) -> bool:
+        nxt = self._next_t
+        if nxt is None or t_s < nxt - 10 * self.period_s or t_s > nxt + 10 * self.period_s:
+            self._next_t = t_s + self.period_s
+            return True
+        # 5 % tolerance: a 25 fps stream sampled at 5 fps takes every 5th frame despite pts rounding
+        if t_s >= nxt - 0.05 * self.period_s:
+            self._next_t = max(nxt + self.period_s, t_s + 0.5 * self.period_s)
+            return True
+        return False
+
+    def reset(self) -> None:
+        self._next_t = None
+
+
+class DecodePolicy:
+    """All frames or key frames only (``skip_frame="NONKEY"``), fixed or chosen from what the stream shows.
+
+    ``auto`` watches the key-frame interval of the demuxed packets (they are all received anyway) and
+    decodes key frames only while key frames come at least as often as the analysis asks and the stream
+    runs at ≥ 4× the analysis rate; it switches back when the interval grows (the camera was reconfigured).
+    """
+
+    RATIO = 4.0  # stream fps / analysis fps from which key-frame-only decoding pays
+    SLACK = 1.25  # a key-frame interval up to 1.25 analysis periods still counts as "often enough"
+
+    def __init__(self, mode: str, analysis_fps: float, stall_s: float) -> None:
+        self.mode = mode
+        self.analysis_fps = analysis_fps
+        self.stall_s = stall_s
+        self.keyframes_only = mode == "keyframes"
+        self._last_key_t: float | None = None
+        self._intervals: deque[float] = deque(maxlen=5)
+        self._packets_t: deque[float] = deque(maxlen=50)
+
+    def reset(self) -> None:
+        self._last_key_t = None
+        self._intervals.clear()
+        self._packets_t.clear()
+        self.keyframes_only = self.mode == "keyframes"
+
+    @property
+    def gop_s(self) -> float | None:
+        return statistics.median(self._intervals) if len(self._intervals) >= 2 else None
+
+    @property
+    def stream_fps(self) -> float | None:
+        ts = self._packets_t
+        if len(ts) < 10 or ts[-1] <= ts[0]:
+            return None
+        return (len(ts) - 1) / (ts[-1] - ts[0])
+
+    def observe(self, t_s: float | None, is_key: bool) -> bool:
+        """Record one packet; returns True when the decision changed."""
+        if t_s is None:
+            return False
+        self._packets_t.append(t_s)
+        if is_key:
+            if self._last_key_t is not None and t_s > self._last_key_t:
+                self._intervals.append(t_s - self._last_key_t)
+            self._last_key_t = t_s
+        if self.mode != "auto":
+            return False
+        gop, fps = self.gop_s, self.stream_fps
+        if gop is None or fps is None:
+            return False
+        want = (
+            gop <= self.SLACK / self.analysis_fps
+            and fps >= self.RATIO * self.analysis_fps
+            and gop < self.stall_s / 2
+        )
+        if want != self.keyframes_only:
+            self.keyframes_only = want
+            return True
+        return False
+
+
+class StreamClock:
+    """Capture times from the stream's timestamps, anchored to this box's clock.
+
+    The spacing of frames comes from the stream (so a burst after a network hiccup keeps its true
+    timing); the absolute time is pinned to the arrival of the first timestamped frame and re-pinned
+    when the two drift apart by more than ``max_skew_s`` (a pts jump, a clock reset in the camera).
+    A frame without a timestamp (often the first) gets its arrival time. Never later than arrival.
+    """
+
+    def __init__(self, max_skew_s: float) -> None:
+        self.max_skew_s = max_skew_s
+        self._anchor: float | None = None
+        self.repins = 0
+
+    def reset(self) -> None:
+        self._anchor = None
+
+    def capture_time(self, pts_s: float | None, arrival_s: float) -> float:
+        if pts_s is None:
+            return arrival_s
+        if self._anchor is None or abs(self._anchor + pts_s - arrival_s) > self.max_skew_s:
+            if self._anchor is not None:
+                self.repins += 1
+            self._anchor = arrival_s - pts_s
+        return min(self._anchor + pts_s, arrival_s)
+
+
+class Source:
+    """A camera source: one reader thread, a :class:`LatestFrameSlot`, status and counters.
+
+    Subclasses implement :meth:`_run` (the reader loop) and call :meth:`_offer` for every decoded frame.
+    """
+
+    def __init__(
+        self,
+        cam: CameraConfig,
+        pointing: Pointing,
+        on_status: StatusCallback | None = None,
+        view_guard: ViewGuard | None = None,
+        wait_when_full: bool = False,
+    ) -> None:
+        self.cam = cam
+        self.camera_id = cam.id
+        self.cfg: ReaderConfig = cam.reader
+        self.pointing = pointing
+        self.view_guard = view_guard
+        self.slot = LatestFrameSlot(cam.id, wait_when_full=wait_when_full)
+        self.finished = False
+        self.log: logging.Logger = get_logger("sources", cam.id)
+        self._on_status = on_status
+        self._status_lock = threading.Lock()
+        self.status: str | None = None
+        self.status_detail: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+        self._gate = FrameGate(cam.analysis_fps)
+        self.policy = DecodePolicy(self.cfg.decode_mode, cam.analysis_fps, self.cfg.stall_s)
+        self.clock = StreamClock(self.cfg.max_clock_skew_s)
+        # counters
+        self.frames_in = HourCounter()
+        self.skipped = HourCounter()  # decoded but not due at analysis_fps
+        self.not_pointed = HourCounter()  # decoded while moving/settling
+        self.held = HourCounter()  # due, but the view does not match its reference
+        self.reconnects = HourCounter()
+        self.stalls = HourCounter()
+        self.decode_errors = HourCounter()
+        self.fps_in = RateMeter()
+        self.fps_handed = RateMeter()
+        self.last_frame_mono: float | None = None
+        self.started_mono = time.monotonic()
+        if view_guard is not None:
+            view_guard.on_change = self._view_changed
+        pointing.set_status_callback(self._pointing_status)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self.slot.reopen()
+        self.pointing.start()
+        self._thread = threading.Thread(target=self._thread_main, name=f"source-{self.camera_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop the reader; waits up to ``timeout_s`` (default: the read timeout + 2 s) for its thread."""
+        self._stop.set()
+        self.slot.close()
+        self.pointing.stop()
+        if self._thread is not None:
+            self._thread.join(timeout_s if timeout_s is not None else self.cfg.stall_s + 2.0)
+            if self._thread.is_alive():
+                self.log.warning("reader thread did not stop in time (blocked in a network read)")
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _thread_main(self) -> None:
+        try:
+            self._run()
+        except Exception:  # the reader must never take the process down; log and end this source
+            self.log.exception("reader failed")
+            self._set_status("offline", reason="reader failed")
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    # -- status ---------------------------------------------------------------------------------------
+    def _emit(self, status: str, detail: dict[str, Any]) -> None:
+        if self._on_status is None:
+            return
+        try:
+            self._on_status(self.camera_id, status, detail)
+        except Exception:  # a broken callback must not stop the reader
+            self.log.exception("status callback failed")
+
+    def _set_status(self, status: str, **detail: Any) -> None:
+        """Stream status (online/offline/stalled/finished); reported only when it changes."""
+        with self._status_lock:
+            if status == self.status:
+                return
+            self.status, self.status_detail = status, dict(detail)
+        level = logging.INFO if status in ("online", "finished") else logging.WARNING
+        self.log.log(level, "status %s %s", status, redact(str(detail)) if detail else "")
+        if status == "finished":
+            self._emit("offline", {"reason": "end of file", **detail})
+        else:
+            self._emit(status, {**detail, **self._counters_brief()})
+
+    def _pointing_status(self, status: str, detail: dict[str, Any]) -> None:
+        """Patrol moves (``moving``) and arrivals (``online`` while the stream is online)."""
+        if status == "online" and self.status != "online":
+            return
+        self._emit(status, detail)
+
+    def _view_changed(self, preset: str | None, matches: bool, detail: dict[str, Any]) -> None:
+        if matches:
+            self.log.info("view at preset %s matches its reference again %s", preset, detail)
+            if self.status == "online":
+                self._emit("online", {"preset": preset, "view": "ok", **detail})
+        else:
+            self.log.warning("view at preset %s does not match its reference %s: analysis held", preset, detail)
+            self._emit("view_mismatch", {"preset": preset, **detail})
+
+    def _counters_brief(self) -> dict[str, Any]:
+        return {
+            "reconnects_last_hour": self.reconnects.last_hour(),
+            "stalls_last_hour": self.stalls.last_hour(),
+        }
+
+    # -- frames ---------------------------------------------------------------------------------------
+    def _offer(self, vframe: VideoFrame, t_capture: float, t_received: float) -> bool:
+        """Judge one decoded frame; True when it was handed to the slot."""
+        self.frames_in.add()
+        self.fps_in.tick()
+        self.last_frame_mono = time.monotonic()
+        if self.status != "online":
+            self._set_status("online", decode="keyframes" if self.policy.keyframes_only else "all")
+        aim = self.pointing.pose_at(t_capture)
+        if aim is None:
+            self.not_pointed.add()
+            return False
+        pose, visit = aim
+        if not self._gate.due(t_capture):
+            self.skipped.add()
+            return False
+        image: NDArray[np.uint8] = np.asarray(vframe.to_ndarray(format="bgr24"), dtype=np.uint8)
+        if self.view_guard is not None and not self.view_guard.allows(pose.preset, visit, image, time.monotonic()):
+            self.held.add()
+            return False
+        self._seq += 1
+        frame = Frame(self.camera_id, self._seq, t_capture, image, pose, t_received=t_received)
+        self.fps_handed.tick()
+        return self.slot.put(frame, self._stop)
+
+    def _decode(self, stream: VideoStream, packet: av.Packet) -> list[VideoFrame]:
+        """Decode one packet; a corrupt packet is counted and skipped, never fatal."""
+        try:
+            return list(stream.codec_context.decode(packet))
+        except av.error.InvalidDataError as exc:
+            self.decode_errors.add()
+            if self.decode_errors.total <= 3 or self.decode_errors.total % 100 == 0:
+                self.log.warning("corrupt data skipped (%d so far): %s", self.decode_errors.total, exc)
+            return []
+
+    def _configure_decoder(self, stream: VideoStream) -> None:
+        ctx = stream.codec_context
+        ctx.thread_count = self.cfg.decode_threads
+        # frame threading delays output by one frame per thread: harmless at full rate, but with key
+        # frames only it would hold each key frame back by several key-frame intervals
+        ctx.thread_type = "SLICE" if self.cfg.decode_mode == "keyframes" else "AUTO"
+        self._apply_policy(stream)
+
+    def _apply_policy(self, stream: VideoStream) -> None:
+        stream.codec_context.skip_frame = "NONKEY" if self.policy.keyframes_only else "DEFAULT"
+
+    def _observe_packet(self, stream: VideoStream, packet: av.Packet) -> None:
+        t = None if packet.pts is None or packet.time_base is None else float(packet.pts * packet.time_base)
+        if self.policy.observe(t, packet.is_keyframe):
+            self._apply_policy(stream)
+            self.log.info(
+                "decoding %s (key frames every %.2f s, stream %.1f fps, analysis %.2f fps)",
+                "key frames only" if self.policy.keyframes_only else "all frames",
+                self.policy.gop_s or 0.0, self.policy.stream_fps or 0.0, self.cam.analysis_fps,
+            )
+
+    def _backoff_wait(self, attempt: int) -> bool:
+        """Capped exponential backoff with ±20 % jitter; False when stopped meanwhile."""
+        delay = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * (2.0 ** min(attempt, 30)))
+        delay *= random.uniform(0.8, 1.2)
+        return not self._stop.wait(delay)
+
+    # -- health ---------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        age = None if self.last_frame_mono is None else round(time.monotonic() - self.last_frame_mono, 3)
+        lag = self.slot.last_lag_s
+        out: dict[str, Any] = {
+            "status": self.status or "starting",
+            "source": self.cam.source_redacted,
+            "decode": "keyframes" if self.policy.keyframes_only else "all",
+            "gop_s": None if self.policy.gop_s is None else round(self.policy.gop_s, 3),
+            "last_frame_age_s": age,
+            "fps_in": round(self.fps_in.rate(), 2),
+            "fps_handed": round(self.fps_handed.rate(), 2),
+            "fps_analysed": round(self.slot.take_rate.rate(), 2),
+            "lag_s": None if lag is None else round(lag, 3),
+            "frames_in_total": self.frames_in.total,
+            "frames_analysed_total": self.slot.takes.total,
+            "frames_dropped_total": self.slot.drops.total,
+            "frames_skipped_total": self.skipped.total,
+            "frames_moving_total": self.not_pointed.total,
+            "frames_held_total": self.held.total,
+            "reconnects_total": self.reconnects.total,
+            "stalls_total": self.stalls.total,
+            "decode_errors_total": self.decode_errors.total,
+            "reconnects_last_hour": self.reconnects.last_hour(),
+            "stalls_last_hour": self.stalls.last_hour(),
+            "skipped_last_hour": self.skipped.last_hour() + self.not_pointed.last_hour() + self.held.last_hour(),
+            "dropped_last_hour": self.slot.drops.last_hour(),
+            "finished": self.finished,
+        }
+        out.update(self.pointing.health())
+        if self.view_guard is not None:
+            out.update(self.view_guard.health())
+        return out
+
+
+def open_container(url: str, options: dict[str, str], timeout: tuple[float, float] | None) -> InputContainer:
+    container = av.open(url, mode="r", options=options, timeout=timeout)
+    assert isinstance(container, InputContainer)
+    return container

@@ -1,0 +1,154 @@
+"""A real RTSP server for tests: Debian's gst-rtsp-server via ``scripts/rtsp_server.py`` on a free port.
+
+Test clips are encoded in-process with PyAV (its wheel bundles libx264): a textured, slowly scrolling
+scene with a moving bar, so that ORB finds features and frames differ. Import the fixtures in a test
+module (``from tests.rtsp_fixture import rtsp_clip, rtsp_server  # noqa: F401``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from tests.conftest import ROOT, free_port, wait_port
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SERVER_SCRIPT = ROOT / "scripts" / "rtsp_server.py"
+
+
+def scene(width: int = 320, height: int = 240, seed: int = 0) -> NDArray[np.uint8]:
+    """A textured still: random grey blocks and coloured rectangles (plenty of ORB corners)."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1), dtype=np.uint8)
+    grey = np.kron(blocks, np.ones((8, 8), np.uint8))[:height, :width]
+    image = np.repeat(grey[:, :, None], 3, axis=2).copy()
+    for _ in range(12):
+        x, y = int(rng.integers(0, width - 30)), int(rng.integers(0, height - 30))
+        image[y:y + int(rng.integers(8, 30)), x:x + int(rng.integers(8, 30))] = rng.integers(0, 256, 3)
+    return image
+
+
+def make_clip(path: Path, seconds: float = 60.0, fps: int = 25, width: int = 320, height: int = 240,
+              gop: int = 25, seed: int = 0, faststart: bool = True) -> Path:
+    """An H.264 MP4 (yuv420p, key frame every ``gop`` frames) of :func:`scene` with a moving bar."""
+    base = scene(width, height, seed)
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
+                          "bf": "0"}
+        for i in range(int(seconds * fps)):
+            image = base.copy()
+            x = (i * 4) % (width - 8)
+            image[:, x:x + 8] = (0, 0, 255)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@dataclass
+class RtspServer:
+    """One gst-rtsp-server process: ``start()``, ``kill()`` (SIGKILL), ``freeze()``/``thaw()`` (SIGSTOP/CONT)."""
+
+    file: Path | None = None
+    port: int = field(default_factory=free_port)
+    mount: str = "/cam"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}{self.mount}"
+
+    def start(self, file: Path | None = None, timeout_s: float = 20.0) -> RtspServer:
+        if file is not None:
+            self.file = file
+        args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--mount", self.mount]
+        args += ["--file", str(self.file)] if self.file is not None else ["--pattern"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()  # "ready …" once it listens (GStreamer scans plugins first)
+        if not line.startswith("ready"):
+            self.kill()
+            raise RuntimeError(f"rtsp_server.py did not start: {line!r}")
+        wait_port(self.port, timeout_s)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+
+def rtsp_server_available() -> bool:
+    if not Path(SYSTEM_PYTHON).exists():
+        return False
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0');"
+                            "from gi.repository import GstRtspServer"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def rtsp_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 90 s 320×240 25 fps clip (key frame every second), made once per test session."""
+    return make_clip(tmp_path_factory.mktemp("rtsp") / "clip.mp4", seconds=90.0)
+
+
+@pytest.fixture
+def rtsp_server(rtsp_clip: Path) -> Iterator[RtspServer]:
+    """A gst-rtsp-server serving ``rtsp_clip`` on a free loopback port."""
+    if not rtsp_server_available():
+        pytest.fail("gst-rtsp-server is not installed: run `bash scripts/setup.sh --dev` (installs it with apt-get)")
+    server = RtspServer(rtsp_clip).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def wait_until(predicate: object, timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Poll ``predicate()`` until true or ``timeout_s`` passed; returns its last value."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return bool(predicate())
+
+
+if __name__ == "__main__":  # make a clip by hand: python -m tests.rtsp_fixture out.mp4 [seconds]
+    make_clip(Path(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 60.0)
