@@ -96,7 +96,7 @@ class Subscriber:
         self.connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:10]}",
                                   protocol=MQTTProtocolVersion.MQTTv5)
-        self.client.reconnect_delay_set(0.2, 1)
+        self.client.reconnect_delay_set(1, 2)
         if tls_ca is not None:
             self.client.tls_set(ca_certs=str(tls_ca))
         if username:

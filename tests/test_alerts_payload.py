@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -90,7 +92,7 @@ def test_minimal_event_without_zone_fix_frame_matches_schema() -> None:
     (lambda m: m.update(xyxy=[1, 2, 3]), "too short"),
     (lambda m: m.update(surprise=1), "surprise"),
 ])
-def test_schema_rejects_broken_events(mutate, error: str) -> None:  # type: ignore[no-untyped-def]
+def test_schema_rejects_broken_events(mutate: Callable[[dict[str, Any]], object], error: str) -> None:
     msg = build_event(make_event("a"), 1, camera=CAMERA, box_id="b", snapshot=None, image_wh=(4, 3), t_event_s=0.0)
     mutate(msg)
     with pytest.raises(jsonschema.ValidationError, match=error):

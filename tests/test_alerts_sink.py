@@ -30,6 +30,7 @@ def test_submit_commits_snapshot_then_event(tmp_path: Path) -> None:
         Path(str(snap_row.file)).read_bytes()).hexdigest()
     assert Path(payload["snapshot"]["file"]).is_relative_to(config.alerts.snapshot_dir)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
     assert img.shape == (240, 320, 3)
     assert img[10, 150, 1] > 150 and img[10, 150, 2] > 200  # the amber zone outline is in the snapshot
     assert outbox.referenced_files() == {payload["snapshot"]["file"]}

@@ -56,5 +56,6 @@ def test_write_jpeg_is_decodable_and_hashed(tmp_path: Path) -> None:
     data = out.path.read_bytes()
     assert out.nbytes == len(data) and out.sha256 == hashlib.sha256(data).hexdigest()
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
     assert decoded.shape == img.shape
     assert not list((tmp_path / "d").glob(".*tmp"))  # no temp file left
