@@ -27,8 +27,23 @@ def iou_matrix(a_xyxy: NDArray[np.float32], b_xyxy: NDArray[np.float32]) -> NDAr
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 
 
+def ios_matrix(a_xyxy: NDArray[np.float32], b_xyxy: NDArray[np.float32]) -> NDArray[np.float32]:
+    """(N, M) intersection over the smaller box's area."""
+    lt = np.maximum(a_xyxy[:, None, :2], b_xyxy[None, :, :2])
+    rb = np.minimum(a_xyxy[:, None, 2:], b_xyxy[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a_xyxy[:, 2:] - a_xyxy[:, :2], axis=1)
+    area_b = np.prod(b_xyxy[:, 2:] - b_xyxy[:, :2], axis=1)
+    smaller = np.minimum(area_a[:, None], area_b[None, :])
+    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-9), 0.0).astype(np.float32)
+
+
 def nms(
-    xyxy: NDArray[np.float32], score: NDArray[np.float32], class_id: NDArray[np.integer], iou_threshold: float
+    xyxy: NDArray[np.float32],
+    score: NDArray[np.float32],
+    class_id: NDArray[np.integer],
+    iou_threshold: float,
+    ios_threshold: float | None = None,
 ) -> NDArray[np.intp]:
     """Indices kept by greedy per-class NMS, best score first; the same result as the classic loop.
 
@@ -37,6 +52,9 @@ def nms(
     That rule is solved as a fixpoint over the whole IoU matrix: each pass settles at least one
     more box in score order, and in practice 2–4 passes settle all (the loop is over passes,
     never over boxes).
+
+    ``ios_threshold`` also suppresses a box whose intersection with a better one covers more than
+    this share of the *smaller* box: how tiled inference drops the part of an object cut by a tile edge.
     """
     n = int(score.shape[0])
     if n == 0:
@@ -46,6 +64,8 @@ def nms(
     span = float(boxes.max() - min(0.0, float(boxes.min()))) + 1.0
     boxes = boxes + (class_id[order].astype(np.float32) * span)[:, None]
     overlaps = np.triu(iou_matrix(boxes, boxes) > iou_threshold, k=1)  # [i, j]: better i overlaps worse j
+    if ios_threshold is not None:
+        overlaps |= np.triu(ios_matrix(boxes, boxes) > ios_threshold, k=1)
     keep: NDArray[np.bool_] = np.ones(n, bool)
     for _ in range(n):
         new_keep = np.logical_not((overlaps & keep[:, None]).any(axis=0))
