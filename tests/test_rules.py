@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.config import ZonesConfig
 from pipeline.zones.rules import RuleEngine
-from tests.test_zones_index import LAT0, LON0, make_zone, square
+from tests.zones_helpers import LAT0, LON0, make_zone, square
 
 # Local metres around the tower (0, 0):
 #   mine: closed_mine 200 m square centred 1000 m east;  site: illegal_site 1000 m north
