@@ -99,7 +99,8 @@ def test_small_object_found_tiled_and_missed_untiled(detector: OnnxDetector) -> 
     img = frame_with_squares([(1000, 1000)])
     untiled, = detect_frames(detector, [img], [None], iou_threshold=0.3)
     assert len(untiled) == 0
-    tiled, = detect_frames(detector, [img], [TilingConfig(tile_px=256, overlap_frac=0.25)], iou_threshold=0.3)
+    tiling = TilingConfig.model_validate({"tile_px": 256, "overlap_frac": 0.25})
+    tiled, = detect_frames(detector, [img], [tiling], iou_threshold=0.3)
     assert len(tiled) == 1  # one object, once, although several cells and tiles saw it
     cx, cy = tiled.xyxy[0, [0, 2]].mean(), tiled.xyxy[0, [1, 3]].mean()
     assert 1000 <= cx <= 1016 and 1000 <= cy <= 1016
@@ -117,8 +118,8 @@ def test_tiled_and_untiled_cameras_share_one_batch(detector: OnnxDetector) -> No
     detector.detect = counting  # type: ignore[method-assign,assignment]
     small_frame = np.full((256, 256, 3), 128, np.uint8)
     small_frame[100:140, 100:140] = (0, 0, 255)  # big enough to see untiled
-    out = detect_frames(detector, [frame_with_squares([(300, 1700)]), small_frame],
-                        [TilingConfig(tile_px=256, overlap_frac=0.25, include_full_frame=False), None], 0.3)
+    tiling = TilingConfig.model_validate({"tile_px": 256, "overlap_frac": 0.25, "include_full_frame": False})
+    out = detect_frames(detector, [frame_with_squares([(300, 1700)]), small_frame], [tiling, None], 0.3)
     assert calls == [121 + 1]  # 11×11 tiles of the first frame and the second frame, one call
     assert len(out[0]) == 1 and len(out[1]) >= 1
 
