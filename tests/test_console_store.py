@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from pipeline.console import auth
-from pipeline.console.config import load_console_config
+from pipeline.console.config import ConsoleMqttConfig, load_console_config
 from pipeline.console.export import cases_csv, mask_name, mask_phone, notice_rows
 from pipeline.console.ingest import split_topic, topic_filters
-from pipeline.console.config import ConsoleMqttConfig
 from pipeline.console.mapdata import load_zone_features, merge_towers
 from pipeline.console.store import STEPS, CaseError, EventError, Store, parse_event
 from pipeline.errors import UserError
@@ -22,25 +21,68 @@ from pipeline.errors import UserError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_event(alert_id: str = "a1", seq: int = 1, type_: str = "new", box_id: str = "edge-1",
-               cls: str = "excavator", township: str = "东沟乡", kind: str = "closed_mine",
-               t: str = "2026-11-29T08:00:00.000Z", **extra: Any) -> dict[str, Any]:
+def make_event(
+    alert_id: str = "a1",
+    seq: int = 1,
+    type_: str = "new",
+    box_id: str = "edge-1",
+    cls: str = "excavator",
+    township: str = "东沟乡",
+    kind: str = "closed_mine",
+    t: str = "2026-11-29T08:00:00.000Z",
+    **extra: Any,
+) -> dict[str, Any]:
     """An event message as docs/MQTT.md describes it."""
     event: dict[str, Any] = {
-        "schema": "minewatch.event/1", "type": type_, "alert_id": alert_id, "seq": seq, "box_id": box_id,
-        "camera": {"id": "cam1", "name": "东山塔", "lat": 38.70, "lon": 111.60, "preset": None, "pan_deg": 90.0,
-                   "tilt_deg": -5.0, "hfov_deg": 60.0},
-        "class": cls, "rule": kind if kind in ("closed_mine", "illegal_site", "fire_watch") else "beyond_boundary",
-        "score": 0.87, "xyxy": [100, 200, 180, 260], "image_wh": [1920, 1080],
-        "zone": {"id": "z1", "name": "老煤矿 old pit", "kind": kind, "township": township,
-                 "responsible": {"name": "张三丰", "phone": "13812345678"}, "distance_to_boundary_m": -12.0},
-        "location": {"lat": 38.701, "lon": 111.605, "lat_gcj02": 38.702, "lon_gcj02": 111.611,
-                     "elevation_m": 1400.0, "range_m": 450.0, "bearing_deg": 75.0,
-                     "ellipse_90": {"semi_major_m": 40.0, "semi_minor_m": 12.0, "orientation_deg": 75.0},
-                     "probability_in_zone": 0.93, "cameras": ["cam1"]},
-        "t_first": t, "t_last": t, "t_event": t,
-        "snapshot": {"topic": f"minewatch/{box_id}/snapshots/{alert_id}", "file": f"{alert_id}.jpg",
-                     "bytes": 4, "sha256": "x"},
+        "schema": "minewatch.event/1",
+        "type": type_,
+        "alert_id": alert_id,
+        "seq": seq,
+        "box_id": box_id,
+        "camera": {
+            "id": "cam1",
+            "name": "东山塔",
+            "lat": 38.70,
+            "lon": 111.60,
+            "preset": None,
+            "pan_deg": 90.0,
+            "tilt_deg": -5.0,
+            "hfov_deg": 60.0,
+        },
+        "class": cls,
+        "rule": kind if kind in ("closed_mine", "illegal_site", "fire_watch") else "beyond_boundary",
+        "score": 0.87,
+        "xyxy": [100, 200, 180, 260],
+        "image_wh": [1920, 1080],
+        "zone": {
+            "id": "z1",
+            "name": "老煤矿 old pit",
+            "kind": kind,
+            "township": township,
+            "responsible": {"name": "张三丰", "phone": "13812345678"},
+            "distance_to_boundary_m": -12.0,
+        },
+        "location": {
+            "lat": 38.701,
+            "lon": 111.605,
+            "lat_gcj02": 38.702,
+            "lon_gcj02": 111.611,
+            "elevation_m": 1400.0,
+            "range_m": 450.0,
+            "bearing_deg": 75.0,
+            "ellipse_90": {"semi_major_m": 40.0, "semi_minor_m": 12.0, "orientation_deg": 75.0},
+            "probability_in_zone": 0.93,
+            "cameras": ["cam1"],
+        },
+        "t_first": t,
+        "t_last": t,
+        "t_event": t,
+        "snapshot": {
+            "topic": f"minewatch/{box_id}/snapshots/{alert_id}",
+            "file": f"{alert_id}.jpg",
+            "bytes": 4,
+            "sha256": "x",
+        },
     }
     event.update(extra)
     return event
@@ -57,8 +99,12 @@ def test_new_alert_is_stored_with_discovered_step(store: Store) -> None:
     assert (r.duplicate, r.new_alert) == (False, True)
     a = store.get_alert("a1")
     assert a is not None
-    assert (a["case_step"], a["case_status"], a["township"], a["zone_kind"]) == ("discovered", "open", "东沟乡",
-                                                                                    "closed_mine")
+    assert (a["case_step"], a["case_status"], a["township"], a["zone_kind"]) == (
+        "discovered",
+        "open",
+        "东沟乡",
+        "closed_mine",
+    )
     assert [e["action"] for e in a["log"]] == ["discovered"]
     assert a["log"][0]["author"] == "minewatch" and "edge-1/cam1" in a["log"][0]["actor"]
 
@@ -73,8 +119,9 @@ def test_same_alert_and_seq_twice_is_a_duplicate(store: Store) -> None:
 def test_newer_seq_updates_older_late_seq_does_not(store: Store) -> None:
     store.ingest_event(make_event(seq=1))
     store.ingest_event(make_event(seq=3, type_="end", t="2026-11-29T08:05:00.000Z", t_first="2026-11-29T08:00:00.000Z"))
-    late = store.ingest_event(make_event(seq=2, type_="update", t="2026-11-29T08:02:00.000Z",
-                                         t_first="2026-11-29T08:00:00.000Z"))
+    late = store.ingest_event(
+        make_event(seq=2, type_="update", t="2026-11-29T08:02:00.000Z", t_first="2026-11-29T08:00:00.000Z")
+    )
     assert not late.duplicate and not late.new_alert
     a = store.get_alert("a1")
     assert a is not None
@@ -116,9 +163,11 @@ def test_change_feed_grows_on_every_change(store: Store) -> None:
         ({"status": "closed"}, []),
     ],
 )
-def test_filters(store: Store, filters: dict[str, str], expected: list[str]) -> None:
+def test_filters(store: Store, filters: dict[str, Any], expected: list[str]) -> None:
     store.ingest_event(make_event("a", t="2026-11-29T08:00:00.000Z"))
-    store.ingest_event(make_event("b", cls="fire", township="西沟乡", kind="illegal_site", t="2026-11-29T09:00:00.000Z"))
+    store.ingest_event(
+        make_event("b", cls="fire", township="西沟乡", kind="illegal_site", t="2026-11-29T09:00:00.000Z")
+    )
     assert [a["alert_id"] for a in store.list_alerts(**filters)] == expected
 
 
@@ -194,7 +243,11 @@ def test_dismiss_reopen_needs_reason_and_keeps_the_log(store: Store) -> None:
     a = store.get_alert("a1")
     assert a is not None
     assert [(e["action"], e["author"]) for e in a["log"]] == [
-        ("discovered", "minewatch"), ("dismissed", "op1"), ("reopened", "op2"), ("stopped", "op2")]
+        ("discovered", "minewatch"),
+        ("dismissed", "op1"),
+        ("reopened", "op2"),
+        ("stopped", "op2"),
+    ]
 
 
 def test_events_never_touch_the_case(store: Store) -> None:
@@ -212,14 +265,20 @@ def test_events_never_touch_the_case(store: Store) -> None:
 )
 def test_csv_export_personal_data(store: Store, mode: str, name: str, phone: str) -> None:
     store.ingest_event(make_event())
-    store.record_step("a1", "stopped", author="op1", actor="李四", note="machine stopped", t_done="2026-11-29T08:10:00.000Z")
+    store.record_step(
+        "a1", "stopped", author="op1", actor="李四", note="machine stopped", t_done="2026-11-29T08:10:00.000Z"
+    )
     text = cases_csv(store, mode)
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
     assert len(rows) == 1
     r = rows[0]
-    assert (r["alert_id"], r["case_step"], r["stopped_note"], r["stopped_author"]) == ("a1", "stopped",
-                                                                                       "machine stopped", "op1")
+    assert (r["alert_id"], r["case_step"], r["stopped_note"], r["stopped_author"]) == (
+        "a1",
+        "stopped",
+        "machine stopped",
+        "op1",
+    )
     assert r["stopped_t_done"] == "2026-11-29T08:10:00.000Z"
     assert (r["responsible_name"], r["responsible_phone"]) == (name, phone)
     assert r["stopped_actor"] == {"show": "李四", "mask": "李*", "hide": ""}[mode]
@@ -240,8 +299,9 @@ def test_mask_name(value: str, masked: str) -> None:
     assert mask_name(value) == masked
 
 
-@pytest.mark.parametrize(("value", "masked"), [("13812345678", "138****5678"), ("0351-1234567", "035*****4567"),
-                                               ("110", "***")])
+@pytest.mark.parametrize(
+    ("value", "masked"), [("13812345678", "138****5678"), ("0351-1234567", "035*****4567"), ("110", "***")]
+)
 def test_mask_phone(value: str, masked: str) -> None:
     assert mask_phone(value) == masked
 
@@ -250,16 +310,23 @@ def test_mask_phone(value: str, masked: str) -> None:
 def test_operator_password_is_hashed_and_verified(store: Store) -> None:
     auth.add_operator(store, "alice", "correct horse", "张三")
     row = store.operator("alice")
-    assert row is not None and "correct horse" not in row["password_hash"] and row["password_hash"].startswith("$argon2")
+    assert (
+        row is not None and "correct horse" not in row["password_hash"] and row["password_hash"].startswith("$argon2")
+    )
     assert auth.verify(store, "alice", "correct horse") == {"username": "alice", "display_name": "张三"}
     assert auth.verify(store, "alice", "wrong password") is None
     assert auth.verify(store, "bob", "correct horse") is None
 
 
-@pytest.mark.parametrize(("username", "password", "error"), [
-    ("alice", "short", "at least 8"), ("bad name", "long enough", "username"), (" pad", "long enough", "username"),
-    ("alice", " spaces around ", "spaces"),
-])
+@pytest.mark.parametrize(
+    ("username", "password", "error"),
+    [
+        ("alice", "short", "at least 8"),
+        ("bad name", "long enough", "username"),
+        (" pad", "long enough", "username"),
+        ("alice", " spaces around ", "spaces"),
+    ],
+)
 def test_operator_refused(store: Store, username: str, password: str, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         auth.add_operator(store, username, password)
@@ -305,10 +372,16 @@ def test_example_config_loads_with_its_zones_and_towers() -> None:
 @pytest.mark.parametrize(
     ("geojson", "message"),
     [
-        ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"kind": "closed_mine"},'
-         ' "geometry": {"type": "Point", "coordinates": [1, 2]}}]}', "features[0].geometry: expected a Polygon"),
-        ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"kind": "mine"},'
-         ' "geometry": {"type": "Polygon", "coordinates": []}}]}', "features[0].properties.kind"),
+        (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"kind": "closed_mine"},'
+            ' "geometry": {"type": "Point", "coordinates": [1, 2]}}]}',
+            "features[0].geometry: expected a Polygon",
+        ),
+        (
+            '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"kind": "mine"},'
+            ' "geometry": {"type": "Polygon", "coordinates": []}}]}',
+            "features[0].properties.kind",
+        ),
         ("{", "readable GeoJSON"),
     ],
 )
@@ -322,9 +395,11 @@ def test_bad_zone_file(tmp_path: Path, geojson: str, message: str) -> None:
 def test_topic_filters_shared_and_plain() -> None:
     cfg = ConsoleMqttConfig(topic_prefix="mw/county", box_ids=["b1", "b2"], share_group="g")
     assert topic_filters(cfg) == [
-        ("$share/g/mw/county/b1/events", True), ("$share/g/mw/county/b1/snapshots/+", True),
+        ("$share/g/mw/county/b1/events", True),
+        ("$share/g/mw/county/b1/snapshots/+", True),
         ("mw/county/b1/cameras/+/status", False),
-        ("$share/g/mw/county/b2/events", True), ("$share/g/mw/county/b2/snapshots/+", True),
+        ("$share/g/mw/county/b2/events", True),
+        ("$share/g/mw/county/b2/snapshots/+", True),
         ("mw/county/b2/cameras/+/status", False),
     ]
     assert topic_filters(ConsoleMqttConfig(share_group=None))[0] == ("minewatch/+/events", False)
@@ -344,12 +419,35 @@ def test_split_topic(topic: str, expected: tuple[str, list[str]] | None) -> None
 
 
 def test_merge_towers_config_then_seen() -> None:
-    configured = [{"box_id": "b", "camera_id": "c1", "name": "东山", "lat": 1.0, "lon": 2.0, "pan_deg": 0.0,
-                   "hfov_deg": 60.0}]
-    seen = [{"box_id": "b", "camera_id": "c1", "name": "", "lat": None, "lon": None, "pan_deg": None,
-             "hfov_deg": None, "status": "offline", "status_t": "t"},
-            {"box_id": "b", "camera_id": "c2", "name": "西山", "lat": 3.0, "lon": 4.0, "pan_deg": 90.0,
-             "hfov_deg": 30.0, "status": None, "status_t": None}]
+    configured = [
+        {"box_id": "b", "camera_id": "c1", "name": "东山", "lat": 1.0, "lon": 2.0, "pan_deg": 0.0, "hfov_deg": 60.0}
+    ]
+    seen: list[dict[str, Any]] = [
+        {
+            "box_id": "b",
+            "camera_id": "c1",
+            "name": "",
+            "lat": None,
+            "lon": None,
+            "pan_deg": None,
+            "hfov_deg": None,
+            "status": "offline",
+            "status_t": "t",
+        },
+        {
+            "box_id": "b",
+            "camera_id": "c2",
+            "name": "西山",
+            "lat": 3.0,
+            "lon": 4.0,
+            "pan_deg": 90.0,
+            "hfov_deg": 30.0,
+            "status": None,
+            "status_t": None,
+        },
+    ]
     towers = merge_towers(configured, seen)
-    assert [(t["camera_id"], t["name"], t.get("status")) for t in towers] == [("c1", "东山", "offline"),
-                                                                              ("c2", "西山", None)]
+    assert [(t["camera_id"], t["name"], t.get("status")) for t in towers] == [
+        ("c1", "东山", "offline"),
+        ("c2", "西山", None),
+    ]

@@ -53,15 +53,17 @@ def _read_password(args: argparse.Namespace) -> str:
     if args.password_env:
         value = os.environ.get(args.password_env)
         if value is None:
-            raise UserError("minewatch console", "--password-env", f"environment variable {args.password_env} set",
-                            "unset")
+            raise UserError(
+                "minewatch console", "--password-env", f"environment variable {args.password_env} set", "unset"
+            )
         return value
     if args.password_file:
         try:
             return args.password_file.read_text(encoding="utf-8").splitlines()[0].rstrip("\r\n")
         except (OSError, IndexError) as exc:
-            raise UserError(str(args.password_file), "--password-file", "a readable file with a password line",
-                            exc) from None
+            raise UserError(
+                str(args.password_file), "--password-file", "a readable file with a password line", exc
+            ) from None
     if not sys.stdin.isatty():
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
@@ -107,8 +109,12 @@ def _operators(sub: str, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError("minewatch console", sub, str(exc).split(": ", 1)[-1], str(exc).split(":", 1)[0]) from None
     except CaseError as exc:
-        raise UserError("minewatch console", args.username, "a free user name" if sub == "adduser" else
-                        "an existing operator", str(exc)) from None
+        raise UserError(
+            "minewatch console",
+            args.username,
+            "a free user name" if sub == "adduser" else "an existing operator",
+            str(exc),
+        ) from None
     finally:
         store.close()
 
@@ -162,8 +168,13 @@ def _run(config: ConsoleConfig) -> int:
         ingestor.stop()
         store.close()
         s = ingestor.stats
-        log.info("stopped: %d events, %d duplicates, %d snapshots, %d invalid", s.events, s.duplicates,
-                 s.snapshots, s.invalid)
+        log.info(
+            "stopped: %d events, %d duplicates, %d snapshots, %d invalid",
+            s.events,
+            s.duplicates,
+            s.snapshots,
+            s.invalid,
+        )
     return 0
 
 

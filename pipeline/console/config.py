@@ -26,10 +26,12 @@ class Strict(BaseModel):
 class ConsoleMqttConfig(Strict):
     """The broker (or broker cluster) the edge boxes publish to."""
 
-    host: str = Field("localhost", min_length=1, description="Broker host name or address.")
-    port: int = Field(1883, ge=1, le=65535, description="Broker TCP port (8883 is usual for TLS).")
+    host: str = Field(default="localhost", min_length=1, description="Broker host name or address.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port (8883 is usual for TLS).")
     topic_prefix: str = Field(
-        "minewatch", pattern=r"^[A-Za-z0-9_/-]{1,100}$", description="First topic level(s), as on the edge boxes."
+        default="minewatch",
+        pattern=r"^[A-Za-z0-9_/-]{1,100}$",
+        description="First topic level(s), as on the edge boxes.",
     )
     box_ids: list[str] = Field(
         default_factory=lambda: ["+"],
@@ -37,33 +39,35 @@ class ConsoleMqttConfig(Strict):
         description="Edge boxes to follow; ['+'] follows every box under the prefix.",
     )
     share_group: str | None = Field(
-        "minewatch-console",
+        default="minewatch-console",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="MQTT 5 shared-subscription group: consoles in one group split the alerts between them"
         " (each alert reaches one of them). None subscribes plainly (every console gets every alert).",
     )
     client_id: str | None = Field(
-        None,
+        default=None,
         max_length=128,
         description="MQTT client id; must be unique per console instance and stable across its restarts"
         " (the broker keeps the session under it). Default minewatch-console-<hostname>.",
     )
     session_expiry_s: int = Field(
-        7 * 24 * 3600,
+        default=7 * 24 * 3600,
         ge=1,
         le=0xFFFFFFFE,
         description="How long the broker keeps this console's session (and queues alerts) while it is away."
         " Too low: alerts published during a long outage are lost to this console; too high: a console"
         " retired for good leaves a queue on the broker until it expires.",
     )
-    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive; too high detects a dead link late.")
-    reconnect_max_s: int = Field(
-        10, ge=1, le=600, description="Longest wait between reconnection attempts. Too high: alerts come late."
+    keepalive_s: int = Field(
+        default=30, ge=5, le=3600, description="MQTT keepalive; too high detects a dead link late."
     )
-    tls: TlsConfig | None = Field(None, description="TLS settings; None is plain TCP.")
-    username: str | None = Field(None, max_length=256, description="Username, when the broker wants one.")
-    password_env: str | None = Field(None, description="Name of the environment variable holding the password.")
-    password_file: Path | None = Field(None, description="File whose first line is the password.")
+    reconnect_max_s: int = Field(
+        default=10, ge=1, le=600, description="Longest wait between reconnection attempts. Too high: alerts come late."
+    )
+    tls: TlsConfig | None = Field(default=None, description="TLS settings; None is plain TCP.")
+    username: str | None = Field(default=None, max_length=256, description="Username, when the broker wants one.")
+    password_env: str | None = Field(default=None, description="Name of the environment variable holding the password.")
+    password_file: Path | None = Field(default=None, description="File whose first line is the password.")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> ConsoleMqttConfig:
@@ -82,7 +86,9 @@ class ConsoleMqttConfig(Strict):
         if self.password_env:
             secret = os.environ.get(self.password_env)
             if secret is None:
-                raise UserError("console mqtt", "password_env", f"environment variable {self.password_env} set", "unset")
+                raise UserError(
+                    "console mqtt", "password_env", f"environment variable {self.password_env} set", "unset"
+                )
         elif self.password_file:
             try:
                 secret = self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
@@ -96,23 +102,25 @@ class TowerConfig(Strict):
     """A tower camera drawn on the map before (or without) any alert from it."""
 
     id: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Camera id, as in the box's cameras.yaml.")
-    name: str = Field("", max_length=200, description="Name shown on the map.")
+    name: str = Field(default="", max_length=200, description="Name shown on the map.")
     lat: float = Field(..., ge=-90, le=90, description="Tower latitude, WGS84 degrees.")
     lon: float = Field(..., ge=-180, le=180, description="Tower longitude, WGS84 degrees.")
-    pan_deg: float = Field(0.0, ge=-360, le=360, description="Heading of the view, clockwise from north.")
-    hfov_deg: float = Field(60.0, gt=0.5, le=360, description="Horizontal field of view (360 for a full patrol).")
+    pan_deg: float = Field(default=0.0, ge=-360, le=360, description="Heading of the view, clockwise from north.")
+    hfov_deg: float = Field(
+        default=60.0, gt=0.5, le=360, description="Horizontal field of view (360 for a full patrol)."
+    )
 
 
 class BoxConfig(Strict):
     """One edge box: where its zones and towers are, for the map."""
 
     id: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The box's id (mqtt.box_id on the box).")
-    name: str = Field("", max_length=200, description="Name shown to operators.")
+    name: str = Field(default="", max_length=200, description="Name shown to operators.")
     zones: list[Path] = Field(
         default_factory=list, description="The box's zone GeoJSON files or folders of them (WGS84)."
     )
     cameras_config: Path | None = Field(
-        None, description="The box's cameras.yaml; its cameras are drawn as towers with their view sectors."
+        default=None, description="The box's cameras.yaml; its cameras are drawn as towers with their view sectors."
     )
     towers: list[TowerConfig] = Field(default_factory=list, description="Towers given here instead.")
 
@@ -127,57 +135,59 @@ class TileLayerConfig(Strict):
         description="Leaflet URL template, e.g. http://tiles.local/{z}/{x}/{y}.png (Web Mercator, WGS84/CGCS2000"
         " coordinates; GCJ-02 tiles would show everything a few hundred metres off).",
     )
-    attribution: str = Field("", max_length=500, description="Attribution text shown on the map.")
-    max_zoom: int = Field(18, ge=1, le=22, description="Deepest zoom level the tile server has.")
+    attribution: str = Field(default="", max_length=500, description="Attribution text shown on the map.")
+    max_zoom: int = Field(default=18, ge=1, le=22, description="Deepest zoom level the tile server has.")
 
 
 class WebConfig(Strict):
-    host: str = Field("127.0.0.1", min_length=1, description="Address the web server listens on.")
-    port: int = Field(8080, ge=1, le=65535, description="TCP port of the web server.")
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address the web server listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port of the web server.")
     session_hours: float = Field(
-        12.0, gt=0, le=24 * 30, description="An operator stays logged in this long (a shift plus some)."
+        default=12.0, gt=0, le=24 * 30, description="An operator stays logged in this long (a shift plus some)."
     )
     secure_cookies: bool = Field(
-        False, description="Send the session cookie over HTTPS only (set True behind a TLS proxy)."
+        default=False, description="Send the session cookie over HTTPS only (set True behind a TLS proxy)."
     )
     poll_s: float = Field(
-        1.0,
+        default=1.0,
         ge=0.1,
         le=60,
         description="How often the live stream checks the register for changes. Too low: database load per"
         " open page; too high: alerts and other operators' changes show up late.",
     )
-    tile_layer: TileLayerConfig | None = Field(None, description="Background tiles; None draws vectors only.")
+    tile_layer: TileLayerConfig | None = Field(default=None, description="Background tiles; None draws vectors only.")
     sector_range_m: float = Field(
-        5000.0, ge=100, le=100000, description="Length of a tower's view sector on the map, metres."
+        default=5000.0, ge=100, le=100000, description="Length of a tower's view sector on the map, metres."
     )
-    title: str = Field("minewatch 控制室 control room", max_length=200, description="Page title.")
+    title: str = Field(default="minewatch 控制室 control room", max_length=200, description="Page title.")
 
 
 class PrivacyConfig(Strict):
     """Personal data of the grid supervisors (zone responsibles, people named in case steps)."""
 
     notice: PersonalData = Field(
-        "mask", description="On the public notice page (公示): show, mask (张*, 138****5678) or hide."
+        default="mask", description="On the public notice page (公示): show, mask (张*, 138****5678) or hide."
     )
-    csv: PersonalData = Field("show", description="In the CSV export of the case register.")
+    csv: PersonalData = Field(default="show", description="In the CSV export of the case register.")
 
 
 class ConsoleConfig(Strict):
     """The whole of ``console.yaml``."""
 
     database_url: str = Field(
-        "sqlite:///var/console.sqlite",
+        default="sqlite:///var/console.sqlite",
         min_length=10,
         description="sqlite:///relative/or/absolute.db (tested) or postgresql://user@host/db (needs the"
         " `postgres` extra; consoles that share a subscription must share this register).",
     )
-    mqtt: ConsoleMqttConfig = Field(default_factory=ConsoleMqttConfig, description="The broker.")
+    mqtt: ConsoleMqttConfig = Field(default_factory=lambda: ConsoleMqttConfig(), description="The broker.")
     boxes: list[BoxConfig] = Field(default_factory=list, description="Edge boxes whose zones/towers to draw.")
-    web: WebConfig = Field(default_factory=WebConfig, description="The web page.")
-    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Personal data in exports.")
+    web: WebConfig = Field(default_factory=lambda: WebConfig(), description="The web page.")
+    privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig(), description="Personal data in exports.")
     authority: str = Field(
-        "", max_length=200, description="Name of the bureau printed on the public notice, e.g. 某某县自然资源局."
+        default="",
+        max_length=200,
+        description="Name of the bureau printed on the public notice, e.g. 某某县自然资源局.",
     )
 
     @model_validator(mode="after")

@@ -9,8 +9,25 @@ from typing import Any
 from pipeline.console.store import STEP_LABELS_ZH, STEPS, Store
 
 CSV_HEAD = [
-    "alert_id", "box_id", "camera_id", "class", "rule", "score", "township", "zone_kind", "zone_id", "zone_name",
-    "responsible_name", "responsible_phone", "lat", "lon", "t_first", "t_last", "event", "case_status", "case_step",
+    "alert_id",
+    "box_id",
+    "camera_id",
+    "class",
+    "rule",
+    "score",
+    "township",
+    "zone_kind",
+    "zone_id",
+    "zone_name",
+    "responsible_name",
+    "responsible_phone",
+    "lat",
+    "lon",
+    "t_first",
+    "t_last",
+    "event",
+    "case_status",
+    "case_step",
 ]
 STEP_COLS = ["t_done", "actor", "note", "author", "t_recorded"]
 
@@ -56,10 +73,25 @@ def cases_csv(store: Store, mode: str) -> str:
     for a in sorted(store.list_alerts(limit=10**9), key=lambda r: (r["t_first"], r["alert_id"])):
         name, phone = _responsible(a)
         row: list[Any] = [
-            a["alert_id"], a["box_id"], a["camera_id"], a["class"], a["rule"], a["score"], a["township"] or "",
-            a["zone_kind"] or "", a["zone_id"] or "", a["zone_name"] or "", personal(name, mode),
-            personal(phone, mode, phone=True), a["lat"], a["lon"], a["t_first"], a["t_last"], a["event_type"],
-            a["case_status"], a["case_step"],
+            a["alert_id"],
+            a["box_id"],
+            a["camera_id"],
+            a["class"],
+            a["rule"],
+            a["score"],
+            a["township"] or "",
+            a["zone_kind"] or "",
+            a["zone_id"] or "",
+            a["zone_name"] or "",
+            personal(name, mode),
+            personal(phone, mode, phone=True),
+            a["lat"],
+            a["lon"],
+            a["t_first"],
+            a["t_last"],
+            a["event_type"],
+            a["case_status"],
+            a["case_step"],
         ]
         entries = logs.get(a["alert_id"], [])
         latest = {e["action"]: e for e in entries if e["action"] in STEPS}  # after a reopen: the latest of each
@@ -70,8 +102,11 @@ def cases_csv(store: Store, mode: str) -> str:
             else:
                 actor = e["actor"] if step == "discovered" else personal(e["actor"], mode)
                 row += [e["t_done"], actor, e["note"], e["author"], e["t_recorded"]]
-        other = [f"{e['action']} {e['t_recorded']} by {e['author']}: {e['note']}" for e in entries
-                 if e["action"] in ("dismissed", "reopened")]
+        other = [
+            f"{e['action']} {e['t_recorded']} by {e['author']}: {e['note']}"
+            for e in entries
+            if e["action"] in ("dismissed", "reopened")
+        ]
         row.append(" | ".join(other))
         writer.writerow(row)
     return buf.getvalue()
@@ -86,19 +121,23 @@ def notice_rows(store: Store, mode: str, include_open: bool = True) -> list[dict
             continue
         name, phone = _responsible(a)
         latest = {e["action"]: e for e in logs.get(a["alert_id"], []) if e["action"] in STEPS}
-        rows.append({
-            "alert_id": a["alert_id"],
-            "t_first": a["t_first"],
-            "township": a["township"] or "",
-            "zone_name": a["zone_name"] or "",
-            "class": a["class"],
-            "rule": a["rule"],
-            "lat": a["lat"],
-            "lon": a["lon"],
-            "case_status": a["case_status"],
-            "case_step": a["case_step"],
-            "step_zh": STEP_LABELS_ZH.get(a["case_step"], a["case_step"]),
-            "steps": [(STEP_LABELS_ZH[s], latest[s]["t_done"][:10], latest[s]["note"]) for s in STEPS if s in latest],
-            "responsible": " ".join(x for x in (personal(name, mode), personal(phone, mode, phone=True)) if x),
-        })
+        rows.append(
+            {
+                "alert_id": a["alert_id"],
+                "t_first": a["t_first"],
+                "township": a["township"] or "",
+                "zone_name": a["zone_name"] or "",
+                "class": a["class"],
+                "rule": a["rule"],
+                "lat": a["lat"],
+                "lon": a["lon"],
+                "case_status": a["case_status"],
+                "case_step": a["case_step"],
+                "step_zh": STEP_LABELS_ZH.get(a["case_step"], a["case_step"]),
+                "steps": [
+                    (STEP_LABELS_ZH[s], latest[s]["t_done"][:10], latest[s]["note"]) for s in STEPS if s in latest
+                ],
+                "responsible": " ".join(x for x in (personal(name, mode), personal(phone, mode, phone=True)) if x),
+            }
+        )
     return rows

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from pipeline.console.config import ConsoleMqttConfig
 from pipeline.console.store import EventError, Store, parse_event
@@ -65,7 +65,7 @@ def split_topic(prefix: str, topic: str) -> tuple[str, list[str]] | None:
     head = prefix + "/"
     if not topic.startswith(head):
         return None
-    parts = topic[len(head):].split("/")
+    parts = topic[len(head) :].split("/")
     if len(parts) < 2 or not parts[0]:
         return None
     return parts[0], parts[1:]
@@ -143,7 +143,7 @@ class Ingestor:
         delay = 0.2
         while True:
             try:
-                self.handle(msg.topic, msg.payload)
+                self.handle(msg.topic, bytes(msg.payload))
                 return True
             except Exception as exc:  # the register is down or locked: retry, then leave it unacknowledged
                 if time.monotonic() > deadline:

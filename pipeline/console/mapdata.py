@@ -41,8 +41,9 @@ def load_zone_features(files: list[Path], box_id: str) -> list[dict[str, Any]]:
                     raise UserError(str(file), f"features[{i}].geometry", "a Polygon or MultiPolygon", kind)
                 props = dict(feat.get("properties") or {})
                 if props.get("kind") not in ZONE_KINDS:
-                    raise UserError(str(file), f"features[{i}].properties.kind", " | ".join(ZONE_KINDS),
-                                    props.get("kind"))
+                    raise UserError(
+                        str(file), f"features[{i}].properties.kind", " | ".join(ZONE_KINDS), props.get("kind")
+                    )
                 props["box_id"] = box_id
                 out.append({"type": "Feature", "properties": props, "geometry": geom})
     return out
@@ -56,11 +57,29 @@ def configured_towers(config: ConsoleConfig) -> list[dict[str, Any]]:
             from pipeline.config import load_config
 
             for cam in load_config(box.cameras_config).cameras:
-                towers.append({"box_id": box.id, "camera_id": cam.id, "name": cam.name, "lat": cam.lat,
-                               "lon": cam.lon, "pan_deg": cam.pan_deg, "hfov_deg": cam.hfov_deg})
+                towers.append(
+                    {
+                        "box_id": box.id,
+                        "camera_id": cam.id,
+                        "name": cam.name,
+                        "lat": cam.lat,
+                        "lon": cam.lon,
+                        "pan_deg": cam.pan_deg,
+                        "hfov_deg": cam.hfov_deg,
+                    }
+                )
         for t in box.towers:
-            towers.append({"box_id": box.id, "camera_id": t.id, "name": t.name, "lat": t.lat, "lon": t.lon,
-                           "pan_deg": t.pan_deg, "hfov_deg": t.hfov_deg})
+            towers.append(
+                {
+                    "box_id": box.id,
+                    "camera_id": t.id,
+                    "name": t.name,
+                    "lat": t.lat,
+                    "lon": t.lon,
+                    "pan_deg": t.pan_deg,
+                    "hfov_deg": t.hfov_deg,
+                }
+            )
     return towers
 
 

@@ -165,7 +165,9 @@ class Database:
                 import psycopg  # noqa: F401
             except ImportError:
                 raise UserError(
-                    "console", "database_url", "psycopg installed for PostgreSQL (pip install -e '.[postgres]')",
+                    "console",
+                    "database_url",
+                    "psycopg installed for PostgreSQL (pip install -e '.[postgres]')",
                     "no module psycopg",
                 ) from None
         else:
@@ -246,14 +248,6 @@ class _Cursor:
         return [dict(r) for r in self._cur.fetchall()]
 
 
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
 class EventError(ValueError):
     """An event message that is not a minewatch event (bad JSON, missing alert_id/seq)."""
 
@@ -317,10 +311,13 @@ class Store:
             "payload": json.dumps(event, ensure_ascii=False, sort_keys=True),
         }
         with self.db.tx() as cur:
-            if cur.execute(
-                "INSERT INTO messages (alert_id, seq, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (alert_id, seq, now),
-            ) == 0:
+            if (
+                cur.execute(
+                    "INSERT INTO messages (alert_id, seq, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (alert_id, seq, now),
+                )
+                == 0
+            ):
                 return IngestResult(alert_id, duplicate=True, new_alert=False)
             cols = list(fields)
             inserted = cur.execute(
@@ -335,7 +332,15 @@ class Store:
                 cur.execute(
                     "INSERT INTO case_log (alert_id, action, actor, note, t_done, author, t_recorded)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (alert_id, "discovered", camera, f"{fields['class']} · {fields['rule']}", t_first, "minewatch", now),
+                    (
+                        alert_id,
+                        "discovered",
+                        camera,
+                        f"{fields['class']} · {fields['rule']}",
+                        t_first,
+                        "minewatch",
+                        now,
+                    ),
                 )
             else:
                 sets = ", ".join(f"{c} = ?" for c in cols if c != "t_first")
@@ -345,11 +350,14 @@ class Store:
                     (*values, now, alert_id, seq),
                 )
                 # the earliest t_first wins, whichever message carried it
-                cur.execute("UPDATE alerts SET t_first = ? WHERE alert_id = ? AND t_first > ?",
-                            (t_first, alert_id, t_first))
-            self._tower(cur, fields["box_id"], cam)
-            cur.execute("INSERT INTO changes (alert_id, kind, t) VALUES (?, ?, ?)",
-                        (alert_id, "alert" if inserted else "update", now))
+                cur.execute(
+                    "UPDATE alerts SET t_first = ? WHERE alert_id = ? AND t_first > ?", (t_first, alert_id, t_first)
+                )
+            self._tower(cur, str(event["box_id"]), cam)
+            cur.execute(
+                "INSERT INTO changes (alert_id, kind, t) VALUES (?, ?, ?)",
+                (alert_id, "alert" if inserted else "update", now),
+            )
         return IngestResult(alert_id, duplicate=False, new_alert=bool(inserted))
 
     def _tower(self, cur: _Cursor, box_id: str, cam: dict[str, Any]) -> None:
@@ -359,8 +367,15 @@ class Store:
             "INSERT INTO towers (box_id, camera_id, name, lat, lon, pan_deg, hfov_deg) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (box_id, camera_id) DO UPDATE SET name = excluded.name, lat = excluded.lat,"
             " lon = excluded.lon, pan_deg = excluded.pan_deg, hfov_deg = excluded.hfov_deg",
-            (box_id, str(cam["id"]), str(cam.get("name") or ""), _float(cam.get("lat")), _float(cam.get("lon")),
-             _float(cam.get("pan_deg")), _float(cam.get("hfov_deg"))),
+            (
+                box_id,
+                str(cam["id"]),
+                str(cam.get("name") or ""),
+                _float(cam.get("lat")),
+                _float(cam.get("lon")),
+                _float(cam.get("pan_deg")),
+                _float(cam.get("hfov_deg")),
+            ),
         )
 
     def ingest_snapshot(self, alert_id: str, jpeg: bytes) -> bool:
@@ -450,8 +465,9 @@ class Store:
             cur.execute("UPDATE alerts SET updated_at = ? WHERE alert_id = ?", (now, alert_id))
             self._log(cur, alert_id, "note", "", note, now, author, now)
 
-    def _log(self, cur: _Cursor, alert_id: str, action: str, actor: str, note: str, t_done: str, author: str,
-             now: str) -> None:
+    def _log(
+        self, cur: _Cursor, alert_id: str, action: str, actor: str, note: str, t_done: str, author: str, now: str
+    ) -> None:
         cur.execute(
             "INSERT INTO case_log (alert_id, action, actor, note, t_done, author, t_recorded)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -469,8 +485,12 @@ class Store:
         limit: int = 500,
     ) -> list[dict[str, Any]]:
         where, params = [], []
-        for col, value in (("township", township), ("zone_kind", zone_kind), ("class", class_name),
-                           ("case_status", status)):
+        for col, value in (
+            ("township", township),
+            ("zone_kind", zone_kind),
+            ("class", class_name),
+            ("case_status", status),
+        ):
             if value:
                 where.append(f"{col} = ?")
                 params.append(value)
@@ -500,7 +520,8 @@ class Store:
                 return None
             row["payload"] = json.loads(row["payload"])
             row["log"] = cur.all("SELECT * FROM case_log WHERE alert_id = ? ORDER BY id", (alert_id,))
-            row["messages"] = cur.one("SELECT COUNT(*) AS n FROM messages WHERE alert_id = ?", (alert_id,))["n"]
+            count = cur.one("SELECT COUNT(*) AS n FROM messages WHERE alert_id = ?", (alert_id,))
+            row["messages"] = int(count["n"]) if count else 0
         return row
 
     def snapshot(self, alert_id: str) -> bytes | None:
@@ -525,7 +546,7 @@ class Store:
         out: dict[str, list[str]] = {}
         with self.db.tx(write=False) as cur:
             for key, col in (("township", "township"), ("zone_kind", "zone_kind"), ("class", "class")):
-                rows = cur.all(f"SELECT DISTINCT {col} AS v FROM alerts WHERE {col} IS NOT NULL ORDER BY {col}")
+                rows = cur.all(f"SELECT DISTINCT {col} AS v FROM alerts WHERE {col} IS NOT NULL ORDER BY v")
                 out[key] = [str(r["v"]) for r in rows if r["v"]]
         return out
 
@@ -555,8 +576,9 @@ class Store:
 
     def set_password_hash(self, username: str, password_hash: str) -> bool:
         with self.db.tx() as cur:
-            return cur.execute("UPDATE operators SET password_hash = ? WHERE username = ?",
-                               (password_hash, username)) > 0
+            return (
+                cur.execute("UPDATE operators SET password_hash = ? WHERE username = ?", (password_hash, username)) > 0
+            )
 
     def operator(self, username: str) -> dict[str, Any] | None:
         with self.db.tx(write=False) as cur:
@@ -569,8 +591,9 @@ class Store:
     def secret(self, key: str) -> str:
         """A random secret kept in the register (shared by every console on the same database)."""
         with self.db.tx() as cur:
-            cur.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                        (key, secrets.token_hex(32)))
+            cur.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, secrets.token_hex(32))
+            )
             row = cur.one("SELECT value FROM settings WHERE key = ?", (key,))
         assert row is not None
         return str(row["value"])

@@ -72,7 +72,8 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
             if path.startswith(("/api/", "/export/", "/snapshots/")):
                 return _json_error("login required", 401)
             return redirect(url_for("login", next=request.full_path.rstrip("?")))
-        if request.method not in ("GET", "HEAD") and request.headers.get("X-CSRF-Token") != session.get("csrf"):
+        token = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
+        if request.method not in ("GET", "HEAD") and token != session.get("csrf"):
             return _json_error("missing or wrong X-CSRF-Token", 403)
         return None
 
@@ -126,8 +127,14 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
             "tile_layer": config.web.tile_layer.model_dump() if config.web.tile_layer else None,
             "sector_range_m": config.web.sector_range_m,
         }
-        return render_template("index.html", title=config.web.title, page_json=json.dumps(page, ensure_ascii=False),
-                               vendor_ok=vendor_ok, user=u)
+        return render_template(
+            "index.html",
+            title=config.web.title,
+            page_json=json.dumps(page, ensure_ascii=False),
+            vendor_ok=vendor_ok,
+            user=u,
+            csrf=session.get("csrf", ""),
+        )
 
     @app.get("/api/alerts")
     def api_alerts() -> WResponse:
@@ -201,8 +208,11 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
     @app.get("/api/map")
     def api_map() -> WResponse:
         towers = merge_towers(towers_cfg, store.towers())
-        return jsonify(zones={"type": "FeatureCollection", "features": zones}, towers=towers,
-                       sector_range_m=config.web.sector_range_m)
+        return jsonify(
+            zones={"type": "FeatureCollection", "features": zones},
+            towers=towers,
+            sector_range_m=config.web.sector_range_m,
+        )
 
     @app.get("/api/stream")
     def api_stream() -> WResponse:
@@ -224,23 +234,33 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
                     beat = time.monotonic()
                 time.sleep(poll_s)
 
-        return Response(events(), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return Response(
+            events(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     @app.get("/export/cases.csv")
     def export_csv() -> WResponse:
         text = cases_csv(store, config.privacy.csv)
         stamp = now_iso()[:10]
-        return Response(text.encode("utf-8"), mimetype="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="minewatch-cases-{stamp}.csv"'})
+        return Response(
+            text.encode("utf-8"),
+            mimetype="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="minewatch-cases-{stamp}.csv"'},
+        )
 
     @app.get("/notice")
     def notice() -> str:
         closed_only = request.args.get("closed") == "1"
         rows = notice_rows(store, config.privacy.notice, include_open=not closed_only)
-        return render_template("notice.html", rows=rows, authority=config.authority, printed=now_iso()[:10],
-                               show_notes=config.privacy.notice == "show", title=config.web.title,
-                               closed_only=closed_only)
+        return render_template(
+            "notice.html",
+            rows=rows,
+            authority=config.authority,
+            printed=now_iso()[:10],
+            show_notes=config.privacy.notice == "show",
+            title=config.web.title,
+            closed_only=closed_only,
+        )
 
     return app
 

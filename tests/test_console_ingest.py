@@ -1,0 +1,135 @@
+"""The console's MQTT side against a real Mosquitto: shared subscription, persistent session, de-duplication."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from conftest import Broker
+from test_console_store import make_event
+
+from pipeline.console.config import ConsoleMqttConfig
+from pipeline.console.ingest import Ingestor
+from pipeline.console.store import Store
+
+JPEG = b"\xff\xd8\xff\xe0" + b"x" * 100 + b"\xff\xd9"
+
+
+def publisher(port: int) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{time.monotonic_ns()}", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def publish(client: mqtt.Client, topic: str, payload: bytes, retain: bool = False) -> None:
+    info = client.publish(topic, payload, qos=1, retain=retain)
+    info.wait_for_publish(5)
+    assert info.is_published()
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def make_ingestor(tmp_path: Path, broker: Broker, name: str, share_group: str | None = "g") -> Ingestor:
+    cfg = ConsoleMqttConfig(
+        host="127.0.0.1",
+        port=broker.port,
+        client_id=f"console-{name}",
+        share_group=share_group,
+        reconnect_max_s=1,
+        session_expiry_s=300,
+    )
+    store = Store(f"sqlite:///{tmp_path / name / 'register.sqlite'}")
+    ing = Ingestor(cfg, store)
+    ing.start()
+    assert ing.connected.wait(10)
+    return ing
+
+
+def test_two_consoles_share_a_subscription_each_alert_exactly_once(tmp_path: Path, broker: Broker) -> None:
+    a = make_ingestor(tmp_path, broker, "a")
+    b = make_ingestor(tmp_path, broker, "b")
+    time.sleep(0.3)  # subscriptions in place
+    pub = publisher(broker.port)
+    n = 40
+    try:
+        for i in range(n):
+            publish(
+                pub,
+                f"minewatch/edge-{i % 3}/events",
+                json.dumps(make_event(f"al-{i}", box_id=f"edge-{i % 3}")).encode(),
+            )
+        wait_for(lambda: a.stats.events + b.stats.events >= n)
+        time.sleep(0.5)  # nothing more arrives
+        ids_a, ids_b = set(a.stats.alert_ids), set(b.stats.alert_ids)
+        assert ids_a.isdisjoint(ids_b)
+        assert ids_a | ids_b == {f"al-{i}" for i in range(n)}
+        assert a.stats.events + b.stats.events == n
+        assert ids_a and ids_b, "the broker should spread the load over both consoles"
+        assert a.store.counts()["alerts"] + b.store.counts()["alerts"] == n
+    finally:
+        pub.loop_stop()
+        a.stop()
+        b.stop()
+
+
+def test_events_snapshots_and_statuses_are_stored_duplicates_dropped(tmp_path: Path, broker: Broker) -> None:
+    ing = make_ingestor(tmp_path, broker, "one", share_group=None)
+    pub = publisher(broker.port)
+    try:
+        event = json.dumps(make_event("x1")).encode()
+        publish(pub, "minewatch/edge-1/events", event)
+        publish(pub, "minewatch/edge-1/events", event)  # QoS 1 redelivery looks like this
+        publish(pub, "minewatch/edge-1/snapshots/x1", JPEG)
+        publish(
+            pub,
+            "minewatch/edge-1/cameras/cam1/status",
+            b'{"status": "offline", "t": "2026-11-29T08:00:00Z"}',
+            retain=True,
+        )
+        publish(pub, "minewatch/edge-1/events", b"{broken")
+        publish(pub, "minewatch/edge-1/snapshots/x2", b"not a jpeg")
+        wait_for(
+            lambda: (
+                ing.stats.invalid >= 2
+                and ing.stats.statuses >= 1
+                and ing.stats.snapshots >= 1
+                and ing.stats.duplicates >= 1
+            )
+        )
+        assert (ing.stats.events, ing.stats.duplicates) == (1, 1)
+        assert ing.store.snapshot("x1") == JPEG
+        towers = {t["camera_id"]: t for t in ing.store.towers()}
+        assert towers["cam1"]["status"] == "offline" and towers["cam1"]["lat"] == pytest.approx(38.70)
+    finally:
+        pub.loop_stop()
+        ing.stop()
+
+
+def test_persistent_session_gets_what_was_published_while_it_was_down(tmp_path: Path, broker: Broker) -> None:
+    ing = make_ingestor(tmp_path, broker, "p")
+    time.sleep(0.3)
+    ing.stop()  # a plain disconnect: the broker keeps the session and queues QoS 1 messages
+    pub = publisher(broker.port)
+    try:
+        for i in range(5):
+            publish(pub, "minewatch/edge-1/events", json.dumps(make_event(f"q-{i}")).encode())
+        store = ing.store
+        again = Ingestor(ing.cfg, store)  # same client id, same register
+        again.start()
+        wait_for(lambda: again.stats.events >= 5)
+        assert again.stats.alert_ids == [f"q-{i}" for i in range(5)]
+        again.stop()
+    finally:
+        pub.loop_stop()

@@ -1,0 +1,160 @@
+"""The console's web app through Flask's test client: login, refusals, CSRF, case API, exports."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from test_console_store import make_event
+
+from pipeline.console import auth
+from pipeline.console.config import ConsoleConfig
+from pipeline.console.store import Store
+from pipeline.console.web import create_app
+
+
+@pytest.fixture(scope="module")
+def operators_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A register with two operators (argon2 hashing is slow on purpose: done once per module)."""
+    path = tmp_path_factory.mktemp("operators") / "r.sqlite"
+    store = Store(f"sqlite:///{path}")
+    auth.add_operator(store, "alice", "alice-password", "张三")
+    auth.add_operator(store, "bob", "bob-password1", "李四")
+    store.close()
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path: Path, operators_db: Path) -> tuple[Store, FlaskClient]:
+    db = tmp_path / "r.sqlite"
+    shutil.copyfile(operators_db, db)
+    store = Store(f"sqlite:///{db}")
+    store.ingest_event(make_event("a1"))
+    store.ingest_snapshot("a1", b"\xff\xd8jpeg")
+    config = ConsoleConfig.model_validate(
+        {"database_url": f"sqlite:///{db}", "privacy": {"notice": "mask", "csv": "hide"}}
+    )
+    app = create_app(config, store)
+    return store, app.test_client()
+
+
+def login(client: FlaskClient, user: str, password: str) -> str:
+    resp = client.post("/login", data={"username": user, "password": password})
+    assert resp.status_code == 302, resp.data
+    page = client.get("/").get_data(as_text=True)
+    marker = '"csrf": "'
+    return page[page.index(marker) + len(marker) :].split('"', 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/alerts", 401),
+        ("GET", "/api/alerts/a1", 401),
+        ("GET", "/api/map", 401),
+        ("GET", "/api/stream", 401),
+        ("GET", "/snapshots/a1.jpg", 401),
+        ("GET", "/export/cases.csv", 401),
+        ("POST", "/api/alerts/a1/steps", 401),
+        ("GET", "/", 302),
+        ("GET", "/notice", 302),
+        ("GET", "/healthz", 200),
+        ("GET", "/login", 200),
+    ],
+)
+def test_unauthenticated_requests_are_refused(
+    setup: tuple[Store, FlaskClient], method: str, path: str, status: int
+) -> None:
+    _, client = setup
+    resp = client.open(path, method=method, json={"step": "stopped"} if method == "POST" else None)
+    assert resp.status_code == status
+    if status == 302:
+        assert resp.headers["Location"].startswith("/login")
+
+
+def test_wrong_password_is_refused(setup: tuple[Store, FlaskClient]) -> None:
+    _, client = setup
+    resp = client.post("/login", data={"username": "alice", "password": "nope-nope"})
+    assert resp.status_code == 200 and "wrong user name or password" in resp.get_data(as_text=True)
+    assert client.get("/api/alerts").status_code == 401
+
+
+def test_changes_need_the_csrf_token(setup: tuple[Store, FlaskClient]) -> None:
+    store, client = setup
+    login(client, "alice", "alice-password")
+    resp = client.post("/api/alerts/a1/steps", json={"step": "stopped"})
+    assert resp.status_code == 403
+    a = store.get_alert("a1")
+    assert a is not None and a["case_step"] == "discovered"
+
+
+def test_steps_by_two_operators_are_recorded_with_their_authors(
+    setup: tuple[Store, FlaskClient], tmp_path: Path
+) -> None:
+    store, alice = setup
+    token_a = login(alice, "alice", "alice-password")
+    bob = alice.application.test_client()
+    token_b = login(bob, "bob", "bob-password1")
+    ok = alice.post(
+        "/api/alerts/a1/steps",
+        json={"step": "stopped", "actor": "王五", "note": "停工"},
+        headers={"X-CSRF-Token": token_a},
+    )
+    assert ok.status_code == 200
+    # bob's page was stale: he also tries to record "stopped" → conflict, nothing changes
+    stale = bob.post("/api/alerts/a1/steps", json={"step": "stopped"}, headers={"X-CSRF-Token": token_b})
+    assert stale.status_code == 409 and "next step is reported" in stale.get_json()["error"]
+    ok = bob.post(
+        "/api/alerts/a1/steps",
+        json={"step": "reported", "t_done": "2026-11-29T10:00:00+08:00"},
+        headers={"X-CSRF-Token": token_b},
+    )
+    assert ok.status_code == 200
+    detail = alice.get("/api/alerts/a1").get_json()
+    assert [(e["action"], e["author"]) for e in detail["log"]] == [
+        ("discovered", "minewatch"),
+        ("stopped", "alice"),
+        ("reported", "bob"),
+    ]
+    assert detail["log"][2]["t_done"] == "2026-11-29T02:00:00.000Z"
+    assert detail["next_step"] == "transferred"
+    bad = bob.post(
+        "/api/alerts/a1/steps", json={"step": "transferred", "t_done": "yesterday"}, headers={"X-CSRF-Token": token_b}
+    )
+    assert bad.status_code == 400 and "ISO 8601" in bad.get_json()["error"]
+
+
+def test_list_detail_snapshot_map_and_filters(setup: tuple[Store, FlaskClient]) -> None:
+    store, client = setup
+    login(client, "alice", "alice-password")
+    store.ingest_event(make_event("b1", cls="fire", township="西沟乡"))
+    alerts = client.get("/api/alerts?status=open").get_json()
+    assert {a["alert_id"] for a in alerts["alerts"]} == {"a1", "b1"}
+    assert alerts["facets"]["township"] == ["东沟乡", "西沟乡"]
+    only = client.get("/api/alerts?township=西沟乡&class=fire").get_json()["alerts"]
+    assert [a["alert_id"] for a in only] == ["b1"] and only[0]["ellipse_90"]["semi_major_m"] == 40.0
+    snap = client.get("/snapshots/a1.jpg")
+    assert snap.status_code == 200 and snap.mimetype == "image/jpeg" and snap.data == b"\xff\xd8jpeg"
+    assert client.get("/snapshots/b1.jpg").status_code == 404
+    towers = client.get("/api/map").get_json()["towers"]
+    assert [(t["camera_id"], t["pan_deg"]) for t in towers] == [("cam1", 90.0)]
+
+
+def test_csv_and_notice_respect_privacy(setup: tuple[Store, FlaskClient]) -> None:
+    _, client = setup
+    login(client, "alice", "alice-password")
+    text = client.get("/export/cases.csv").get_data(as_text=True)
+    assert "a1" in text and "张三丰" not in text and "13812345678" not in text  # csv: hide
+    notice = client.get("/notice").get_data(as_text=True)
+    assert "a1" in notice and "张**" in notice and "138****5678" in notice and "张三丰" not in notice
+
+
+def test_logout_ends_the_session(setup: tuple[Store, FlaskClient]) -> None:
+    _, client = setup
+    token = login(client, "alice", "alice-password")
+    assert client.get("/api/alerts").status_code == 200
+    assert client.post("/logout").status_code == 403  # without the token
+    client.post("/logout", data={"csrf": token})
+    assert client.get("/api/alerts").status_code == 401
