@@ -82,6 +82,7 @@ class Subscriber:
         from paho.mqtt.properties import Properties
 
         self.messages: list[tuple[str, bytes]] = []
+        self.received_at: list[float] = []  # wall-clock arrival of each message, parallel to .messages
         self.lock = threading.Lock()
         self.connected = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
@@ -94,6 +95,7 @@ class Subscriber:
         def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
             with self.lock:
                 self.messages.append((msg.topic, bytes(msg.payload)))
+                self.received_at.append(time.time())
 
         self.client.on_connect = on_connect
         self.client.on_message = on_message

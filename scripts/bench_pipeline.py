@@ -1,0 +1,304 @@
+"""Benchmark the whole pipeline against its limit and against what a user would write instead.
+
+Serves N live 720p25 H.264 streams from a real RTSP server on loopback (gst-rtsp-server, a pre-encoded
+file so that the server costs little CPU), then, each in its own process, one after the other:
+
+* ``bare``: onnxruntime ``session.run`` alone on letterboxed frames of the same clip, same model and batch
+  size — the limit;
+* ``minewatch``: the daemon (sources, batcher, detector, tracking, geolocation, zones, alerts, outbox, relay
+  to a local Mosquitto) on the N live streams, every camera asking for more frames than the detector can
+  take, so that it runs flat out;
+* ``ultralytics``: ``YOLO(model).predict(source=<N streams>, stream=True)`` on the same streams.
+
+It reports analysed frames/s, CPU (process time / wall time, in cores), how old each analysed frame is
+(since it was read off the stream), and for minewatch the time from a frame's capture to the arrival of the
+alert it caused at a subscriber (the broker forwards a QoS 1 message when it acknowledges it).
+
+    .venv/bin/python scripts/bench_pipeline.py --model models/minewatch-starter.onnx --streams 4 --seconds 60
+
+Results go to stdout as Markdown and to ``--out`` as JSON. Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+# --------------------------------------------------------------------------------------------- setup
+def make_clip(path: Path, seconds: float, fps: int = 25) -> None:
+    import cv2
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_sample import compose_frames, find_asset, write_clip
+
+    scene = cv2.imread(str(find_asset("bus.jpg", ROOT / "data" / "sample" / "assets")))
+    frames = compose_frames(scene, int(seconds * fps), (1280, 720))
+    write_clip(frames, path, fps)
+
+
+def start_rtsp(clip: Path, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(["/usr/bin/python3", str(ROOT / "scripts" / "rtsp_server.py"), "--port", str(port),
+                             "--file", str(clip)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        raise RuntimeError(f"RTSP server did not start: {line!r}")
+    return proc
+
+
+def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, int]:
+    from tests.conftest import Broker
+
+    if not shutil.which("mosquitto") and not Path("/usr/sbin/mosquitto").exists():
+        return None, 0
+    b = Broker(workdir)
+    b.start()
+    return b.proc, b.port
+
+
+# --------------------------------------------------------------------------------------------- runs
+def run_bare(args: argparse.Namespace) -> dict[str, Any]:
+    import av
+    import onnxruntime as ort
+
+    from pipeline.detect.letterbox import letterbox, to_blob
+
+    sess = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    size = args.imgsz
+    images = []
+    with av.open(str(args.clip)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i % 5 == 0:
+                images.append(frame.to_ndarray(format="bgr24"))
+            if len(images) >= 16:
+                break
+    batch = to_blob([letterbox(img, size)[0] for img in images[: args.batch]])
+    sess.run(None, {inp.name: batch})
+    n, t0, c0 = 0, time.perf_counter(), cpu_s()
+    while time.perf_counter() - t0 < args.seconds:
+        sess.run(None, {inp.name: batch})
+        n += len(batch)
+    wall = time.perf_counter() - t0
+    return {"fps": n / wall, "cpu_cores": (cpu_s() - c0) / wall, "batch": len(batch)}
+
+
+def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
+    from pipeline.config import Config
+    from pipeline.daemon import Daemon
+    from pipeline.logs import setup_logging
+    from tests.daemon_helpers import Subscriber
+
+    setup_logging("WARNING")
+    tmp = Path(tempfile.mkdtemp(prefix="mw-bench-"))
+    cams = [{
+        "id": f"cam{i}", "source": url, "lat": 38.7, "lon": 111.6 + i * 0.01, "ground_elevation_m": 1450,
+        "mast_height_m": 25, "pan_deg": 90, "tilt_deg": -8, "hfov_deg": 60, "analysis_fps": 25,
+    } for i, url in enumerate(args.urls)]
+    config = Config.model_validate({
+        "cameras": cams,
+        "detector": {"model_path": str(args.model), "providers": ["CPUExecutionProvider"],
+                     "input_size_px": args.imgsz, "batch_max": args.batch, "batch_wait_ms": args.wait_ms},
+        "mqtt": {"enabled": args.broker_port > 0, "host": "127.0.0.1", "port": args.broker_port or 1883,
+                 "box_id": "bench"},
+        "alerts": {"snapshot_dir": str(tmp / "snaps"), "outbox_path": str(tmp / "outbox.sqlite"),
+                   "update_interval_s": 1.0, "print_alerts": False},
+        "zones": {"dir": str(ROOT / "zones")},
+        "ops": {"http_port": None},
+    })
+    sub = Subscriber(args.broker_port, client_id=f"bench-{os.getpid()}") if args.broker_port else None
+    daemon = Daemon(config, "bench", exit_at_eof=False)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    time.sleep(args.warmup)
+    f0, c0, t0 = daemon.stats.frames, cpu_s(), time.perf_counter()
+    daemon.stats.lag_s.clear()
+    time.sleep(args.seconds)
+    wall = time.perf_counter() - t0
+    frames, cpu = daemon.stats.frames - f0, cpu_s() - c0
+    lags = list(daemon.stats.lag_s)
+    daemon.stop()
+    thread.join(30)
+    out: dict[str, Any] = {
+        "fps": frames / wall, "cpu_cores": cpu / wall,
+        "age_since_read_p50_s": pct([r for _, r in lags], 50), "age_since_read_p90_s": pct([r for _, r in lags], 90),
+        "age_since_capture_p50_s": pct([c for c, _ in lags], 50),
+        "age_since_capture_p90_s": pct([c for c, _ in lags], 90),
+        "dropped": {cid: src.health().get("frames_dropped_total") for cid, src in daemon.sources.items()},
+    }
+    if sub is not None:
+        from datetime import datetime
+
+        with sub.lock:
+            msgs = list(zip(sub.messages, sub.received_at, strict=True))
+        latencies = []
+        for (topic, payload), t_rx in msgs:
+            if topic.endswith("/events"):
+                event = json.loads(payload)
+                if event["type"] in ("new", "update"):
+                    t_frame = datetime.fromisoformat(event["t_last"].replace("Z", "+00:00")).timestamp()
+                    latencies.append(t_rx - t_frame)
+        out["alert_messages"] = len(latencies)
+        out["capture_to_subscriber_p50_s"] = pct(latencies, 50)
+        out["capture_to_subscriber_p99_s"] = pct(latencies, 99)
+        sub.close()
+    return out
+
+
+def run_ultralytics(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    import cv2
+    import ultralytics.data.loaders as loaders
+    from ultralytics import YOLO
+
+    read_at: dict[int, float] = {}
+
+    class Cap:
+        """cv2.VideoCapture that remembers when each frame was read, to measure its age when analysed."""
+
+        def __init__(self, *a: Any) -> None:
+            self._cap = cv2.VideoCapture(*a)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._cap, name)
+
+        def retrieve(self, *a: Any) -> Any:
+            ok, im = self._cap.retrieve(*a)
+            if ok and im is not None:
+                read_at[id(im)] = time.time()
+            return ok, im
+
+        def read(self, *a: Any) -> Any:
+            ok, im = self._cap.read(*a)
+            if ok and im is not None:
+                read_at[id(im)] = time.time()
+            return ok, im
+
+    class Cv2Proxy:
+        VideoCapture = Cap
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(cv2, name)
+
+    loaders.cv2 = Cv2Proxy()  # type: ignore[assignment]
+    streams = Path(tempfile.mkdtemp()) / "list.streams"
+    streams.write_text("\n".join(args.urls) + "\n")
+    model = YOLO(str(args.model), task="detect")
+    ages: list[float] = []
+    n = 0
+    t0 = c0 = None
+    start = time.perf_counter()
+    for result in model.predict(source=str(streams), stream=True, imgsz=args.imgsz, verbose=False):
+        now = time.perf_counter()
+        if t0 is None and now - start >= args.warmup:
+            t0, c0 = now, cpu_s()
+        if t0 is not None:
+            n += 1
+            t_read = read_at.pop(id(result.orig_img), None)
+            if t_read is not None:
+                ages.append(time.time() - t_read)
+            if now - t0 >= args.seconds:
+                break
+    assert t0 is not None and c0 is not None
+    wall = time.perf_counter() - t0
+    return {"fps": n / wall, "cpu_cores": (cpu_s() - c0) / wall, "age_since_read_p50_s": pct(ages, 50),
+            "age_since_read_p90_s": pct(ages, 90)}
+
+
+RUNS = {"bare": run_bare, "minewatch": run_minewatch, "ultralytics": run_ultralytics}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "minewatch-starter.onnx")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--wait-ms", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--only", nargs="*", choices=list(RUNS), default=list(RUNS))
+    parser.add_argument("--out", type=Path, default=None, help="JSON results")
+    parser.add_argument("--run", choices=list(RUNS), help=argparse.SUPPRESS)
+    parser.add_argument("--urls", nargs="*", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--broker-port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:  # one measurement, in a fresh process
+        print("RESULT " + json.dumps(RUNS[args.run](args)))
+        return 0
+
+    from tests.conftest import free_port
+
+    work = Path(tempfile.mkdtemp(prefix="mw-bench-"))
+    clip = work / "cam720p25.mp4"
+    make_clip(clip, args.warmup + args.seconds + 30)
+    servers, urls = [], []
+    for _ in range(args.streams):
+        port = free_port()
+        servers.append(start_rtsp(clip, port))
+        urls.append(f"rtsp://127.0.0.1:{port}/cam")
+    broker, broker_port = start_broker(work / "broker")
+    results: dict[str, Any] = {"streams": args.streams, "imgsz": args.imgsz, "batch": args.batch,
+                               "seconds": args.seconds, "model": str(args.model), "cores": os.cpu_count()}
+    try:
+        for name in args.only:
+            cmd = [sys.executable, __file__, "--run", name, "--model", str(args.model), "--imgsz", str(args.imgsz),
+                   "--batch", str(args.batch), "--wait-ms", str(args.wait_ms), "--seconds", str(args.seconds),
+                   "--warmup", str(args.warmup), "--clip", str(clip), "--broker-port", str(broker_port),
+                   "--urls", *urls]
+            env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false",
+                   "YOLO_CONFIG_DIR": str(work / "yolo")}
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.seconds * 4 + 300)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if line is None:
+                results[name] = {"error": (proc.stderr or proc.stdout)[-2000:]}
+            else:
+                results[name] = json.loads(line[7:])
+            print(f"{name}: {results[name]}", file=sys.stderr)
+    finally:
+        for s in servers:
+            s.send_signal(signal.SIGTERM)
+        if broker is not None:
+            broker.kill()
+    bare = results.get("bare", {}).get("fps")
+    for name in ("minewatch", "ultralytics"):
+        if bare and "fps" in results.get(name, {}):
+            results[name]["ratio_to_bare"] = results[name]["fps"] / bare
+    if "fps" in results.get("minewatch", {}) and "fps" in results.get("ultralytics", {}):
+        results["minewatch_over_ultralytics"] = results["minewatch"]["fps"] / results["ultralytics"]["fps"]
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
