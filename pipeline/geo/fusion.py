@@ -1,0 +1,249 @@
+"""Two-tower fixes: two cameras that see the same class at the same place fuse into one smaller ellipse.
+
+A single tower knows the bearing well (pan σ ≈ 0.1° → 17 m at 10 km) but the range badly at grazing angles
+(tilt σ 0.1° at 1° depression → ≈ 10 % of range), so its 90 % ellipse is long and thin along the line of
+sight. Two such ellipses from towers whose lines of sight cross at a decent angle overlap in a small patch:
+the information-form combination ``P = (Pa⁻¹ + Pb⁻¹)⁻¹``, ``x = P (Pa⁻¹ xa + Pb⁻¹ xb)`` is the least-squares
+intersection of the two bearings weighted by each camera's range information (errors of different towers
+are independent). Covariance intersection (``method="ci"``) is available when they might not be.
+
+Gating (all must hold, else :func:`fuse_fixes` returns None):
+
+* different cameras;
+* lines of sight crossing at ≥ ``min_crossing_deg`` (near-parallel bearings add nothing);
+* the two fixes agree: Mahalanobis distance² of ``xa − xb`` under ``Pa + Pb`` ≤ ``gate_chi2``
+  (9.21 = the 99 % point of χ²₂);
+* the fused point lies inside both cameras' views when their views are given (pan ± hfov/2 seen from each
+  tower) and in front of both towers.
+
+:class:`FusionBuffer` keeps the latest fix of each (camera, class, key) for ``window_s`` and finds, for a new
+fix, the best partner from another camera.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pyproj
+from numpy.typing import NDArray
+
+from pipeline.geo.camera import fix_from_cov
+from pipeline.geo.coords import LocalFrame
+from pipeline.types import GroundFix
+
+F64 = NDArray[np.float64]
+_GEOD = pyproj.Geod(ellps="WGS84")
+#: χ²₂ at 0.99: two fixes of one object disagree by more than this only 1 % of the time.
+GATE_CHI2_99 = 9.210340371976182
+
+
+def cov_of(fix: GroundFix, floor_m2: float = 1e-4) -> F64:
+    """The fix's 2×2 east/north covariance, with a tiny floor so that it can be inverted."""
+    c = np.asarray(fix.cov_en_m2, dtype=np.float64).reshape(2, 2)
+    return 0.5 * (c + c.T) + floor_m2 * np.eye(2)
+
+
+def tower_of(fix: GroundFix) -> tuple[float, float]:
+    """(lat, lon) of the tower that produced a single-camera fix (from its range and bearing, on WGS84)."""
+    if fix.range_m <= 0:
+        return fix.lat, fix.lon
+    back = (fix.bearing_deg + 180.0) % 360.0
+    lon, lat = fix.lon, fix.lat
+    for _ in range(3):  # the back azimuth at the target differs from bearing+180 by the meridian convergence
+        lon, lat, _ = _GEOD.fwd(fix.lon, fix.lat, back, fix.range_m)
+        fwd_az, _, _ = _GEOD.inv(lon, lat, fix.lon, fix.lat)
+        back += fix.bearing_deg - fwd_az
+    return float(lat), float(lon)
+
+
+def _angle_diff_deg(a: float, b: float) -> float:
+    return (a - b + 180.0) % 360.0 - 180.0
+
+
+@dataclass(frozen=True)
+class View:
+    """What a camera saw when it made a fix: pan and horizontal field of view (degrees)."""
+
+    pan_deg: float
+    hfov_deg: float
+
+    def contains(self, bearing_deg: float, margin_deg: float = 0.0) -> bool:
+        return abs(_angle_diff_deg(bearing_deg, self.pan_deg)) <= self.hfov_deg / 2.0 + margin_deg
+
+
+def fuse_fixes(
+    a: GroundFix,
+    b: GroundFix,
+    *,
+    view_a: View | None = None,
+    view_b: View | None = None,
+    min_crossing_deg: float = 5.0,
+    gate_chi2: float = GATE_CHI2_99,
+    method: Literal["independent", "ci"] = "independent",
+) -> GroundFix | None:
+    """One fix from two cameras' fixes of the same object, or None when they do not fit together.
+
+    The result's ``range_m``/``bearing_deg`` are from ``a``'s tower; ``cameras`` lists both (a's first).
+    """
+    if set(a.cameras) & set(b.cameras):
+        return None
+    crossing = abs(_angle_diff_deg(a.bearing_deg, b.bearing_deg)) % 180.0
+    crossing = min(crossing, 180.0 - crossing)
+    if crossing < min_crossing_deg:
+        return None
+    frame = LocalFrame((a.lat + b.lat) / 2.0, (a.lon + b.lon) / 2.0)
+    xa = np.array(frame.to_local_m(a.lat, a.lon))
+    xb = np.array(frame.to_local_m(b.lat, b.lon))
+    ca, cb = cov_of(a), cov_of(b)
+    d = xa - xb
+    if float(d @ np.linalg.solve(ca + cb, d)) > gate_chi2:
+        return None
+    ia, ib = np.linalg.inv(ca), np.linalg.inv(cb)
+    if method == "ci":
+        best: tuple[float, float] = (math.inf, 0.5)
+        for w in np.linspace(0.0, 1.0, 51):
+            det = float(np.linalg.det(np.linalg.inv(w * ia + (1.0 - w) * ib)))
+            if det < best[0]:
+                best = (det, float(w))
+        w = best[1]
+        ia, ib = w * ia, (1.0 - w) * ib
+    cov = np.linalg.inv(ia + ib)
+    x = cov @ (ia @ xa + ib @ xb)
+    lat, lon = frame.to_wgs84(float(x[0]), float(x[1]))
+    ta, tb = tower_of(a), tower_of(b)
+    az_a, _, range_a = _GEOD.inv(ta[1], ta[0], lon, lat)
+    az_b, _, _ = _GEOD.inv(tb[1], tb[0], lon, lat)
+    # in front of both towers: the fused point's bearing is close to each camera's own
+    for az, fix in ((az_a, a), (az_b, b)):
+        if abs(_angle_diff_deg(az, fix.bearing_deg)) > 45.0:
+            return None
+    if view_a is not None and not view_a.contains(az_a):
+        return None
+    if view_b is not None and not view_b.contains(az_b):
+        return None
+    wa, wb = 1.0 / float(np.trace(ca)), 1.0 / float(np.trace(cb))
+    elevation = (wa * a.elevation_m + wb * b.elevation_m) / (wa + wb)
+    cameras = tuple(dict.fromkeys((*a.cameras, *b.cameras)))
+    return fix_from_cov(lat, lon, elevation, float(range_a), float(az_a) % 360.0, cov, cameras)
+
+
+@dataclass
+class _Entry:
+    t_s: float
+    camera_id: str
+    class_name: str
+    fix: GroundFix
+    view: View | None
+
+
+class FusionBuffer:
+    """Recent fixes of all cameras, to fuse a new fix with another camera's sighting of the same class.
+
+    Thread-safe (one lock); bounded: at most ``max_entries`` are kept (the oldest go first), and entries
+    older than ``window_s`` before the newest time seen are dropped.
+
+    ``window_s``: too low and two towers that look at a site a few seconds apart (patrol tours) never fuse;
+    too high and a machine that moved is fused with where it was.
+    """
+
+    def __init__(
+        self,
+        window_s: float = 10.0,
+        gate_chi2: float = GATE_CHI2_99,
+        min_crossing_deg: float = 5.0,
+        max_entries: int = 2000,
+        method: Literal["independent", "ci"] = "independent",
+    ) -> None:
+        self.window_s = float(window_s)
+        self.gate_chi2 = float(gate_chi2)
+        self.min_crossing_deg = float(min_crossing_deg)
+        self.max_entries = int(max_entries)
+        self.method: Literal["independent", "ci"] = method
+        self._entries: dict[tuple[str, str, object], _Entry] = {}
+        self._lock = threading.Lock()
+        self._counter = 0
+        self.fused = 0  # how many fused fixes were handed out
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(
+        self,
+        camera_id: str,
+        class_name: str,
+        t_s: float,
+        fix: GroundFix,
+        key: object = None,
+        view: View | None = None,
+    ) -> None:
+        """Remember a single-camera fix. ``key`` (e.g. a track id) replaces that object's previous fix."""
+        with self._lock:
+            if key is None:
+                self._counter += 1
+                key = ("#", self._counter)
+            self._entries[(camera_id, class_name, key)] = _Entry(t_s, camera_id, class_name, fix, view)
+            self._prune_locked(t_s)
+
+    def query(
+        self,
+        camera_id: str,
+        class_name: str,
+        t_s: float,
+        fix: GroundFix,
+        view: View | None = None,
+    ) -> GroundFix | None:
+        """The best fused fix of ``fix`` with another camera's fix of the same class within the window."""
+        with self._lock:
+            candidates = [
+                e
+                for e in self._entries.values()
+                if e.camera_id != camera_id and e.class_name == class_name and abs(e.t_s - t_s) <= self.window_s
+            ]
+        best: GroundFix | None = None
+        best_area = math.inf
+        for e in candidates:
+            fused = fuse_fixes(
+                fix,
+                e.fix,
+                view_a=view,
+                view_b=e.view,
+                min_crossing_deg=self.min_crossing_deg,
+                gate_chi2=self.gate_chi2,
+                method=self.method,
+            )
+            if fused is not None and fused.semi_major_m * fused.semi_minor_m < best_area:
+                best, best_area = fused, fused.semi_major_m * fused.semi_minor_m
+        if best is not None:
+            self.fused += 1
+        return best
+
+    def add_and_fuse(
+        self,
+        camera_id: str,
+        class_name: str,
+        t_s: float,
+        fix: GroundFix,
+        key: object = None,
+        view: View | None = None,
+    ) -> GroundFix:
+        """Remember ``fix`` and return the fused fix when another camera agrees, else ``fix`` itself."""
+        fused = self.query(camera_id, class_name, t_s, fix, view)
+        self.add(camera_id, class_name, t_s, fix, key, view)
+        return fused if fused is not None else fix
+
+    def prune(self, now_s: float) -> None:
+        with self._lock:
+            self._prune_locked(now_s)
+
+    def _prune_locked(self, now_s: float) -> None:
+        old = [k for k, e in self._entries.items() if e.t_s < now_s - self.window_s]
+        for k in old:
+            del self._entries[k]
+        if len(self._entries) > self.max_entries:
+            by_age = sorted(self._entries, key=lambda k: self._entries[k].t_s)
+            for k in by_age[: len(self._entries) - self.max_entries]:
+                del self._entries[k]
