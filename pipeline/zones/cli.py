@@ -107,8 +107,16 @@ class Context:
         if self._models is None:
             from pipeline.geo.camera import CameraModel
 
-            self._models = {cam.id: CameraModel.from_config(cam) for cam in self.cameras()}
+            terrain = self.terrain()
+            self._models = {cam.id: CameraModel.from_config(cam, terrain) for cam in self.cameras()}
         return self._models
+
+    def terrain(self) -> Any:
+        """The ground model of the config (flat, or its DEM), shared by every camera."""
+        from pipeline.geo.terrain import Terrain
+
+        config = self.config(required=False)
+        return Terrain.from_config(config.terrain if config is not None else None)
 
     def seen(self, zone: Zone) -> list[tuple[str, str | None]]:
         cams = self.cameras()
@@ -925,7 +933,7 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     pose = pick_pose(cam, args.preset)
     zones = ctx.load()
     only = config.model_copy(update={"cameras": [cam.model_copy(update={"enabled": True})]})
-    analyzer = Analyzer(only, zones)
+    analyzer = Analyzer(only, zones, ctx.terrain())
     detector = OnnxDetector(config.detector)
     index = ZoneIndex(zones, cam.lat, cam.lon)
     fps = args.fps or cam.analysis_fps

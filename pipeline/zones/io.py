@@ -21,6 +21,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -194,7 +195,7 @@ def _coords_problem(coords: Any, depth: int, where: str = "") -> str | None:
     """Why a nested coordinate list is not ``depth`` levels deep with numeric [x, y] positions (or None)."""
     if depth == 1:
         if (
-            not isinstance(coords, list)
+            not isinstance(coords, list | tuple)
             or len(coords) < 2
             or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in coords)
         ):
@@ -202,7 +203,7 @@ def _coords_problem(coords: Any, depth: int, where: str = "") -> str | None:
         if not all(np.isfinite(coords)):
             return f"{coords!r} at {where}"
         return None
-    if not isinstance(coords, list) or not coords:
+    if not isinstance(coords, list | tuple) or not coords:
         return f"{'empty' if coords == [] else repr(coords)[:40]} at {where or 'top'}"
     if depth == 2 and len(coords) < 3:
         return f"a ring of {len(coords)} position(s) at {where} (needs at least 4 with the closing one)"
@@ -357,6 +358,9 @@ def read_shapefile(path: Path, encoding: str | None = None) -> tuple[list[RawFea
         except (UnicodeDecodeError, LookupError) as exc:
             last = exc
         except (shapefile.ShapefileException, OSError, ValueError, struct.error) as exc:
+            if "decode" in str(exc):  # pyshp wraps UnicodeDecodeError in its own exception
+                last = exc
+                continue
             raise UserError(src, None, "a readable Shapefile (.shp with .shx and .dbf)", exc) from None
     else:
         raise UserError(src, "attributes", f"text in {' or '.join(encodings)} (give --encoding)", last)
@@ -423,6 +427,11 @@ def gauss_kruger_hint(crs: CRS, x_max: float) -> str:
     return ""
 
 
+@lru_cache(maxsize=32)
+def _to_wgs84_transformer(crs_wkt: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_wkt(crs_wkt), WGS84, always_xy=True)
+
+
 def to_wgs84(geom: BaseGeometry, crs: CRS, src: str, label: str) -> BaseGeometry:
     """``geom`` from ``crs`` to WGS84 lon/lat, checked against the CRS's area of use."""
     xy = shapely.get_coordinates(geom)
@@ -434,7 +443,7 @@ def to_wgs84(geom: BaseGeometry, crs: CRS, src: str, label: str) -> BaseGeometry
                 src, label, f"lon/lat degrees in {crs_label(crs)} (projected metres need a projected --crs,"
                 " e.g. EPSG:4527)", f"({x:.3f}, {y:.3f})"
             )
-    transformer = Transformer.from_crs(crs, WGS84, always_xy=True)
+    transformer = _to_wgs84_transformer(crs.to_wkt())
 
     def convert(points: NDArray[np.float64]) -> NDArray[np.float64]:
         lon, lat = transformer.transform(points[:, 0], points[:, 1])
@@ -443,25 +452,29 @@ def to_wgs84(geom: BaseGeometry, crs: CRS, src: str, label: str) -> BaseGeometry
     out = shapely.transform(geom, convert)
     lonlat = shapely.get_coordinates(out)
     area = crs.area_of_use
-    if not np.isfinite(lonlat).all():
-        raise UserError(src, label, f"coordinates {crs_label(crs)} can convert", "points outside the projection")
+    bad = ~np.isfinite(lonlat).all(axis=1)
     if area is not None:
         m = AREA_OF_USE_MARGIN_DEG
-        outside = (
-            (lonlat[:, 0] < area.west - m)
-            | (lonlat[:, 0] > area.east + m)
-            | (lonlat[:, 1] < area.south - m)
-            | (lonlat[:, 1] > area.north + m)
-        )
-        if outside.any():
-            i = int(np.argmax(outside))
-            raise UserError(
-                src,
-                label,
-                f"points inside the area of {crs_label(crs)} (lon {area.west:g}..{area.east:g},"
-                f" lat {area.south:g}..{area.north:g}){gauss_kruger_hint(crs, float(xy[:, 0].max()))}",
-                f"({xy[i, 0]:.3f}, {xy[i, 1]:.3f}) → lon {lonlat[i, 0]:.5f}, lat {lonlat[i, 1]:.5f}",
+        with np.errstate(invalid="ignore"):
+            bad |= (
+                (lonlat[:, 0] < area.west - m)
+                | (lonlat[:, 0] > area.east + m)
+                | (lonlat[:, 1] < area.south - m)
+                | (lonlat[:, 1] > area.north + m)
             )
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = (
+            f"lon {area.west:g}..{area.east:g}, lat {area.south:g}..{area.north:g}" if area is not None else "its area"
+        )
+        finite = bool(np.isfinite(lonlat[i]).all())
+        landed = f"lon {lonlat[i, 0]:.5f}, lat {lonlat[i, 1]:.5f}" if finite else "outside the projection"
+        raise UserError(
+            src,
+            label,
+            f"points inside the area of {crs_label(crs)} ({where}){gauss_kruger_hint(crs, float(xy[:, 0].max()))}",
+            f"({xy[i, 0]:.3f}, {xy[i, 1]:.3f}) → {landed}",
+        )
     return out
 
 
@@ -579,11 +592,11 @@ def write_files(folder: Path, texts: Mapping[str, str], remove: Iterable[str] = 
     try:
         for name, text in texts.items():
             fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            temps.append((Path(tmp_name), folder / name))
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-            temps.append((Path(tmp_name), folder / name))
     except BaseException:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)

@@ -199,7 +199,10 @@ def map_bounds(
     geoms: list[BaseGeometry] = [zone_local(z, origin) for z in zones]
     for cam in cameras:
         e, n = origin.to_local_m(cam.lat, cam.lon)
-        geoms.append(shapely.Point(e, n).buffer(max_range_m))
+        geoms.append(shapely.Point(e, n).buffer(50.0))
+        for pose in camera_poses(cam):
+            wedge = view_wedge(pose.pan_deg, pose.hfov_deg / 2, 0.0, max_range_m)
+            geoms.append(shapely.affinity.translate(wedge, e, n))
     if not geoms:
         raise UserError("preview --map", None, "at least one zone or camera", "none")
     minx, miny, maxx, maxy = shapely.GeometryCollection(geoms).bounds
