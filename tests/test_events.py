@@ -362,3 +362,13 @@ def test_angle_diff(a: float, b: float, d: float) -> None:
 )
 def test_box_bearing(x: float, bearing: float) -> None:
     assert box_bearing_deg(EAST, (1280, 720), x) == pytest.approx(bearing)
+
+
+def test_unconfirmed_false_detection_does_not_keep_an_event_alive() -> None:
+    run = Run(manager())
+    run.repeat(5, [IN_MINE])
+    t_last = run.t
+    run.repeat(20)
+    run.step([Obj(200, (1010.0, 0.0))])  # one frame, elsewhere in the image: a new, unconfirmed track
+    out = run.repeat(19)
+    assert [e.type for e in out] == ["end"] and out[0].t_last == t_last

@@ -160,7 +160,9 @@ class EventManager:
             if not track.seen:
                 continue
             for sighting in self._sightings(frame, track, fix, t):
-                event = self._match(sighting)
+                # only confirmed tracks touch events: a one-frame false detection near a site neither keeps
+                # its event alive nor opens one (unconfirmed tracks still start their dwell time)
+                event = self._match(sighting) if track.confirmed else None
                 if event is not None:
                     prev = best.get(id(event))
                     if prev is None or sighting.track.score > prev.track.score:
