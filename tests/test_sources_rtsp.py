@@ -168,6 +168,9 @@ def test_corrupt_or_truncated_stream_recovers(tmp_path: Path, make_bad: Any) -> 
         if make_bad is _truncated:  # 2 s of stream, then its end: offline, reconnect, online again
             assert statuses.names().count("online") >= 2, statuses.names()
             assert src.health()["reconnects_total"] >= 1
+        else:  # the garbage was really seen: corrupt packets skipped and/or a stall that forced a reconnect
+            health = src.health()
+            assert health["decode_errors_total"] + health["stalls_total"] >= 1, health
     finally:
         src.stop()
         server.kill()
@@ -241,12 +244,12 @@ def test_decode_mode(rtsp_server: RtspServer, mode: str, analysis_fps: float, ex
     try:
         assert wait_until(lambda: src.health()["decode"] == expect and src.health()["frames_in_total"] > 0, 6)
         before = src.health()["frames_in_total"]
-        frames = drain(src, 2.5)
+        frames = drain(src, 2.0)
         decoded = src.health()["frames_in_total"] - before
     finally:
         src.stop()
     assert frames, "no frame analysed"
     if expect == "keyframes":
-        assert decoded <= 5  # key frames only: one a second (25 fps stream), not ~60
+        assert decoded <= 4  # key frames only: one a second (25 fps stream), not ~50
     else:
-        assert decoded >= 40
+        assert decoded >= 30

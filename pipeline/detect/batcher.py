@@ -42,17 +42,18 @@ class Batcher:
 
     def _scan(self, batch: list[Frame], taken: set[str]) -> None:
         n = len(self.order)
+        first = self._start
         for k in range(n):
             if len(batch) >= self.batch_max:
                 return
-            cid = self.order[(self._start + k) % n]
+            cid = self.order[(first + k) % n]
             if cid in taken:
                 continue
             frame = self.slots[cid].take()
             if frame is not None:
                 batch.append(frame)
                 taken.add(cid)
-                self._start = (self.order.index(cid) + 1) % n
+                self._start = (first + k + 1) % n  # the next scan begins after the camera served last
 
     def next_batch(self, stop: threading.Event) -> list[Frame]:
         """Up to ``batch_max`` frames (at most one per camera); ``[]`` when stopped or idle for a while."""

@@ -57,8 +57,8 @@ class FrameGate:
         if nxt is None or t_s < nxt - 10 * self.period_s or t_s > nxt + 10 * self.period_s:
             self._next_t = t_s + self.period_s
             return True
-        # 5 % tolerance: a 25 fps stream sampled at 5 fps takes every 5th frame despite pts rounding
-        if t_s >= nxt - 0.05 * self.period_s:
+        # 1 ms tolerance: a 25 fps stream sampled at 5 fps takes every 5th frame despite pts rounding
+        if t_s >= nxt - 1e-3:
             self._next_t = max(nxt + self.period_s, t_s + 0.5 * self.period_s)
             return True
         return False
