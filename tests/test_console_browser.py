@@ -4,6 +4,7 @@ operator's change; CSV export; refusal of unauthenticated requests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -129,6 +130,7 @@ def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tm
     event["zone"].update(id="kelan-illegal-site-01", name="东沟非法采砂点")
     alert_id = event["alert_id"]
     jpeg = snapshot_jpeg()
+    event["snapshot"].update(bytes=len(jpeg), sha256=hashlib.sha256(jpeg).hexdigest())
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS)

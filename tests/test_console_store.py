@@ -81,11 +81,20 @@ def make_event(
             "topic": f"minewatch/{box_id}/snapshots/{alert_id}",
             "file": f"{alert_id}.jpg",
             "bytes": 4,
-            "sha256": "x",
+            "sha256": "0" * 64,
         },
     }
     event.update(extra)
     return event
+
+
+def test_test_events_follow_the_published_schema() -> None:
+    """The events these tests feed the console are what docs/schemas/event.schema.json allows."""
+    import jsonschema
+
+    schema = json.loads((ROOT / "docs" / "schemas" / "event.schema.json").read_text(encoding="utf-8"))
+    jsonschema.validate(make_event(), schema)
+    jsonschema.validate(make_event(zone=None, location=None, snapshot=None, rule="fire_in_view", cls="fire"), schema)
 
 
 @pytest.fixture

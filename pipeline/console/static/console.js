@@ -61,7 +61,7 @@ function renderList() {
     return `<li data-alert-id="${esc(a.alert_id)}" class="${a.alert_id === state.sel ? "sel" : ""}">
       <span class="what cls-${esc(a.class)}">${esc(a.class)} · ${esc(a.rule)}</span>${badge}
       <span class="where">${esc(where)}</span>${a.event_type === "end" ? '<span class="badge end">ended</span>' : "<span></span>"}
-      <span class="t">${fmtTime(a.t_last)} · ${esc(a.camera_name)}</span><span class="t">${a.has_snapshot ? "📷" : ""}</span></li>`;
+      <span class="t">${fmtTime(a.t_last)} · ${esc(a.camera_name)}</span><span class="t">${a.has_snapshot ? "快照 snap" : ""}</span></li>`;
   }).join("");
   $("#count").textContent = `${state.alerts.length} alert(s)`;
 }
@@ -73,6 +73,8 @@ function select(id, scroll = true) {
   const li = document.querySelector(`#alerts li.sel`);
   if (li && scroll) li.scrollIntoView({block: "nearest"});
   renderAlertLayers();
+  const a = state.alerts.find((x) => x.alert_id === id);
+  if (M.map && a && a.lat != null && !M.map.getBounds().contains([a.lat, a.lon])) M.map.panTo([a.lat, a.lon]);
   return loadDetail(id);
 }
 
@@ -97,10 +99,13 @@ async function loadDetail(id) {
 function renderDetail(d) {
   const p = d.payload, loc = p.location || {}, zone = p.zone || {}, cam = p.camera || {};
   const resp = zone.responsible || {};
-  const ell = loc.ellipse_90;
+  const ell = hasEllipse(loc.ellipse_90) ? loc.ellipse_90 : null;
+  const want = p.snapshot && p.snapshot.sha256;
   const snap = d.snapshot_bytes ? `<a href="/snapshots/${encodeURIComponent(d.alert_id)}.jpg" target="_blank" id="snap-link">
       <img class="snap" id="snapshot" alt="snapshot" src="/snapshots/${encodeURIComponent(d.alert_id)}.jpg?h=${esc(d.snapshot_sha256)}"></a>`
-    : `<p class="hint" id="snapshot-missing">快照未到 snapshot not received yet</p>`;
+    : `<p class="hint" id="snapshot-missing">${p.snapshot ? "快照未到 snapshot not received yet" : "无快照 no snapshot for this alert"}</p>`;
+  const snapCheck = !d.snapshot_bytes ? "—" : (!want ? `${d.snapshot_bytes} B`
+    : (want === d.snapshot_sha256 ? `${d.snapshot_bytes} B, sha256 ✓` : `${d.snapshot_bytes} B, sha256 differs from the event's`));
   const latest = {};
   for (const e of d.log) if (PAGE.steps.includes(e.action)) latest[e.action] = e;
   const steps = PAGE.steps.map((s) => {
@@ -134,7 +139,8 @@ function renderDetail(d) {
       <dt>位置 location</dt><dd>${loc.lat != null ? `${(+loc.lat).toFixed(5)}, ${(+loc.lon).toFixed(5)}` : "—"}
         ${ell ? ` ± ${Math.round(ell.semi_major_m)}×${Math.round(ell.semi_minor_m)} m (90 %)` : ""}
         ${loc.probability_in_zone != null ? ` · P(in zone) ${(+loc.probability_in_zone).toFixed(2)}` : ""}</dd>
-      <dt>摄像机 camera</dt><dd>${esc(d.box_id)} / ${esc(cam.name || cam.id)}${loc.range_m != null ? ` · ${Math.round(loc.range_m)} m at ${Math.round(loc.bearing_deg)}°` : ""}</dd>
+      <dt>摄像机 camera</dt><dd>${esc(d.box_id)} / ${esc(cam.name || cam.id)}${loc.range_m != null && loc.bearing_deg != null ? ` · ${Math.round(loc.range_m)} m at ${Math.round(loc.bearing_deg)}°` : ""}</dd>
+      <dt>快照 snapshot</dt><dd id="snapshot-check">${esc(snapCheck)}</dd>
       <dt>置信度 score</dt><dd>${d.score != null ? (+d.score).toFixed(2) : "—"}</dd>
       <dt>时间 seen</dt><dd>${fmtTime(d.t_first)} → ${fmtTime(d.t_last)}</dd>
     </dl>
@@ -203,6 +209,19 @@ function ellipse(lat, lon, e) {
   return pts;
 }
 
+function hasEllipse(e) { return !!e && e.semi_major_m != null && e.semi_minor_m != null; }
+
+function legend() {
+  const ctl = L.control({position: "bottomright"});
+  ctl.onAdd = () => {
+    const div = L.DomUtil.create("div", "legend");
+    div.innerHTML = Object.entries(KIND_COLOR).map(([k, c]) => `<div><i style="background:${c}"></i>${esc(k)}</div>`).join("")
+      + '<div><i class="tw"></i>tower · view sector</div><div><i class="al"></i>alert · 90 % ellipse</div>';
+    return div;
+  };
+  return ctl;
+}
+
 function initMap() {
   if (typeof L === "undefined") return;
   M.map = L.map("map", {attributionControl: !!PAGE.tile_layer, keyboard: true}).setView([35, 105], 4);
@@ -210,6 +229,7 @@ function initMap() {
     L.tileLayer(PAGE.tile_layer.url, {attribution: PAGE.tile_layer.attribution, maxZoom: PAGE.tile_layer.max_zoom}).addTo(M.map);
   }
   L.control.scale({imperial: false}).addTo(M.map);
+  legend().addTo(M.map);
   M.zones = L.layerGroup().addTo(M.map);
   M.towers = L.layerGroup().addTo(M.map);
   M.alerts = L.layerGroup().addTo(M.map);
@@ -239,7 +259,7 @@ function renderAlertLayers() {
   for (const a of state.alerts) {
     if (a.lat == null || a.lon == null) continue;
     const sel = a.alert_id === state.sel;
-    if (a.ellipse_90) {
+    if (hasEllipse(a.ellipse_90)) {
       L.polygon(ellipse(a.lat, a.lon, a.ellipse_90), {color: sel ? "#fff" : "#f0a030", weight: sel ? 2 : 1, fillOpacity: 0.1, interactive: false}).addTo(M.alerts);
     }
     L.marker([a.lat, a.lon], {icon: L.divIcon({className: "", html: `<div class="alert-pin cls-${esc(a.class)}${sel ? " sel" : ""}" data-alert-id="${esc(a.alert_id)}"></div>`, iconSize: [18, 18]}),
