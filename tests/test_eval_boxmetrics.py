@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
-from pipeline.eval.boxmetrics import BoxEvaluator
+from pipeline.eval.boxmetrics import BoxEvaluator, BoxMetrics
 from pipeline.types import CLASS_INDEX, Detections
 
 FIRE = CLASS_INDEX["fire"]
 SMOKE = CLASS_INDEX["smoke"]
 
 
-def dets(rows: list[tuple[float, float, float, float, float, int]]) -> Detections:
+def dets(rows: Sequence[Sequence[float]]) -> Detections:
     arr = np.asarray(rows, np.float32).reshape(-1, 6)
     return Detections(arr[:, :4].copy(), arr[:, 4].copy(), arr[:, 5].astype(np.int32))
 
 
-def one_image(gt: list[tuple[float, float, float, float, int]], det_rows: list, thresholds=None):
+def one_image(
+    gt: Sequence[Sequence[float]], det_rows: Sequence[Sequence[float]], thresholds: dict[str, float] | None = None
+) -> BoxMetrics:
     ev = BoxEvaluator()
     g = np.asarray(gt, np.float64).reshape(-1, 5)
     ev.add((200, 200), g[:, :4], g[:, 4].astype(np.int32), dets(det_rows))
