@@ -169,6 +169,7 @@ class OnnxDetector:
         # model class id → minewatch class id (−1: dropped), and per model class score threshold
         nc = len(names)
         self._to_ours = np.full((nc,), -1, np.int32)
+        self._ours_threshold = np.array(cfg.score_threshold.as_array(), np.float32)
         self._thresholds = np.full((nc,), np.inf, np.float32)
         for i, name in names.items():
             ours = cfg.class_map.get(name)
@@ -209,10 +210,15 @@ class OnnxDetector:
             )
         return out
 
-    def detect(self, images_bgr: list[NDArray[np.uint8]]) -> list[Detections]:
-        """Detections per image, boxes in that image's pixels, classes in minewatch ids."""
+    def detect(self, images_bgr: list[NDArray[np.uint8]], score_floor: float | None = None) -> list[Detections]:
+        """Detections per image, boxes in that image's pixels, classes in minewatch ids.
+
+        ``score_floor`` lowers every class threshold to it (for hard-example harvesting of near misses);
+        then pass the result through :meth:`above_threshold` before the analysis.
+        """
         if not images_bgr:
             return []
+        thresholds = self._thresholds if score_floor is None else np.minimum(self._thresholds, score_floor)
         canvases: list[NDArray[np.uint8]] = []
         boxes: list[Letterbox] = []
         for img in images_bgr:
@@ -224,9 +230,13 @@ class OnnxDetector:
         heads = self._run(to_blob(canvases))
         results: list[Detections] = []
         for head, lb in zip(heads, boxes, strict=True):
-            xyxy, score, model_cls = decode_yolo(head, self._thresholds, self.cfg.iou_threshold)
+            xyxy, score, model_cls = decode_yolo(head, thresholds, self.cfg.iou_threshold)
             xyxy = lb.to_image(xyxy)
             # drop boxes collapsed by clipping (entirely in the padding)
             ok = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
             results.append(Detections(xyxy[ok], score[ok], self._to_ours[model_cls[ok]].astype(np.int32)))
         return results
+
+    def above_threshold(self, dets: Detections) -> Detections:
+        """Only the detections that pass their class's configured threshold."""
+        return dets.subset(dets.score >= self._ours_threshold[dets.class_id])
