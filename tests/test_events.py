@@ -372,3 +372,16 @@ def test_unconfirmed_false_detection_does_not_keep_an_event_alive() -> None:
     run.step([Obj(200, (1010.0, 0.0))])  # one frame, elsewhere in the image: a new, unconfirmed track
     out = run.repeat(19)
     assert [e.type for e in out] == ["end"] and out[0].t_last == t_last
+
+
+def test_smoke_plume_with_and_without_fix_is_one_event() -> None:
+    """A plume first seen only against the sky, then with its base on the ground, on the same bearing."""
+    run = Run(manager())
+    run.repeat(5, [Obj(900, None, cls="smoke")])
+    x_centre = 900 + 30  # the box centre's bearing, as the manager computes it
+    bearing = box_bearing_deg(EAST, (1280, 720), x_centre)
+    east, north = 4000 * math.sin(math.radians(bearing)), 4000 * math.cos(math.radians(bearing))
+    run.repeat(10, [Obj(200, (east, north), cls="smoke")])  # another box (a new track), its fix on that bearing
+    assert run.types().count("new") == 1 and len({e.alert_id for e in run.events}) == 1
+    run.repeat(10, [Obj(300, (4000.0 * math.sin(math.radians(60)), 4000.0 * math.cos(math.radians(60))), cls="smoke")])
+    assert run.types().count("new") == 2  # another plume 30° away is another event

@@ -227,16 +227,15 @@ class EventManager:
         return None if best is None else best[1]
 
     def _site_gap(self, event: OpenEvent, s: Sighting) -> float | None:
-        """How far outside the matching distance the sighting lies from the event (≤ 0: a match; None: no)."""
+        """How far inside the matching distance the sighting lies (≤ 0: a match, more negative is nearer;
+        None: no match). Ground distance when both have a fix, else bearing difference."""
         if event.site_en_m is not None and s.site_en_m is not None:
             slack = self.cfg.revisit_match_m
             slack += event.fix.semi_major_m if event.fix is not None else 0.0
             slack += s.fix.semi_major_m if s.fix is not None else 0.0
             gap = math.dist(event.site_en_m, s.site_en_m) - slack
-        elif event.site_en_m is None and s.site_en_m is None:
+        else:  # one of them has no ground fix (smoke above the horizon): compare bearings
             gap = abs(angle_diff_deg(event.bearing_deg, s.bearing_deg)) - self.cfg.revisit_match_deg
-        else:
-            return None
         return gap if gap <= 0 else None
 
     def _ready(self, s: Sighting, t: float) -> bool:
