@@ -15,6 +15,7 @@ import argparse
 import getpass
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -30,7 +31,9 @@ SUBCOMMANDS = ("check", "adduser", "passwd", "users")
 
 def _parser(sub: str | None) -> argparse.ArgumentParser:
     prog = "minewatch console" + (f" {sub}" if sub else "")
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     if sub in ("adduser", "passwd", "users"):
         src = p.add_mutually_exclusive_group(required=True)
         src.add_argument("--config", type=Path, help="console.yaml (its database_url is used)")
@@ -147,6 +150,9 @@ def _run(config: ConsoleConfig) -> int:
     if not store.operators():
         log.warning("no operator yet: add one with `minewatch console adduser --config … NAME`")
     try:
+        # werkzeug exits the process on a busy port; find out first, to say it in one line
+        with socket.create_server((config.web.host, config.web.port), reuse_port=False):
+            pass
         server = make_server(config.web.host, config.web.port, app, threaded=True)
     except OSError as exc:
         raise UserError("console.yaml", "web.port", f"a free port on {config.web.host}", exc) from None
