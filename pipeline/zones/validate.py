@@ -152,8 +152,9 @@ def _ring_fixes(ring: list[Any], where: str, fixes: list[str], errors: list[str]
     if out[0] != out[-1]:
         fixes.append(f"{where}: closed the ring (appended the first point {out[0]})")
         out.append(list(out[0]))
-    if len(out) < 4:
-        errors.append(f"{where}: a ring of at least 3 distinct points, found {len(out) - 1}")
+    distinct = len({(p[0], p[1]) for p in out})
+    if distinct < 3:
+        errors.append(f"{where}: a ring of at least 3 distinct points, found {distinct}")
     return out
 
 
