@@ -32,8 +32,8 @@ MAST_M, TILT_DEG, HFOV_DEG = 25.0, -8.0, 60.0
 GREY = 96
 
 
-def zone(zone_id: str, kind: str, ring_en: list[tuple[float, float]], origin: tuple[float, float] = (LAT0, LON0)) -> Zone:
-    frame = LocalFrame(*origin)
+def zone(zone_id: str, kind: str, ring_en: list[tuple[float, float]]) -> Zone:
+    frame = LocalFrame(LAT0, LON0)
     coords = []
     for e, n in [*ring_en, ring_en[0]]:
         lat, lon = frame.to_wgs84(e, n)
