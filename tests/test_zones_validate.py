@@ -200,7 +200,7 @@ def test_seen_by_presets() -> None:
     assert seen_by(zone_at(square(-50, 150, 100)), [cam], models) == [("t1", "north")]
     assert seen_by(zone_at(square(-250, -50, 100)), [cam], models) == [("t1", "west")]
     # a long strip along the east-north diagonal is in two presets
-    strip = [(100, 100), (2000, 150), (2000, 300), (150, 2000), (100, 100)]
+    strip = [(100.0, 100.0), (2000.0, 150.0), (2000.0, 300.0), (150.0, 2000.0), (100.0, 100.0)]
     assert seen_by(zone_at(strip), [cam], models) == [("t1", "east"), ("t1", "north")]
 
 
