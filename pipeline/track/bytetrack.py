@@ -21,6 +21,8 @@ Hungarian method: with a handful of objects per frame and class-gated IoU the tw
 from __future__ import annotations
 
 import itertools
+import math
+import statistics
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -250,9 +252,10 @@ class Tracker:
         if len(track.centres_xy) < self.cfg.stationary_window:
             track.stationary = False
             return
-        arr = np.asarray(track.centres_xy, dtype=np.float64)
-        extent = float(np.hypot(np.ptp(arr[:, 0]), np.ptp(arr[:, 1])))
-        track.stationary = extent < self.cfg.stationary_move_frac * float(np.median(arr[:, 2]))
+        xs = [c[0] for c in track.centres_xy]
+        ys = [c[1] for c in track.centres_xy]
+        extent = math.hypot(max(xs) - min(xs), max(ys) - min(ys))
+        track.stationary = extent < self.cfg.stationary_move_frac * statistics.median(c[2] for c in track.centres_xy)
 
 
 class PresetTrackers:

@@ -49,19 +49,35 @@ def cov_matrix(cov_en_m2: Sequence[float]) -> NDArray[np.float64]:
     return (c + c.T) / 2.0
 
 
+def _cov_terms(cov_en_m2: Sequence[float]) -> tuple[float, float, float]:
+    ee, en, ne, nn = (float(v) for v in cov_en_m2)
+    return max(ee, 0.0), (en + ne) / 2.0, max(nn, 0.0)
+
+
+def cov_sqrt(cov_en_m2: Sequence[float]) -> NDArray[np.float64]:
+    """Symmetric square root R (R Rᵀ = cov) of a 2×2 covariance, closed form: (M + √det I) / √(tr + 2√det).
+
+    Degenerate (rank-1 or zero) covariances are fine.
+    """
+    a, b, c = _cov_terms(cov_en_m2)
+    s = math.sqrt(max(a * c - b * b, 0.0))
+    t = math.sqrt(a + c + 2.0 * s)
+    if t == 0.0:
+        return np.zeros((2, 2))
+    return np.array([[(a + s) / t, b / t], [b / t, (c + s) / t]])
+
+
 def sample_points_en(mean_en_m: tuple[float, float], cov_en_m2: Sequence[float]) -> NDArray[np.float64]:
     """(N_SAMPLES, 2) east/north points standing for the Gaussian ``N(mean, cov)``."""
-    cov = cov_matrix(cov_en_m2)
-    # Eigen-decomposition instead of Cholesky: a degenerate (zero or rank-1) covariance is fine too.
-    vals, vecs = np.linalg.eigh(cov)
-    root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+    root = cov_sqrt(cov_en_m2)
     return np.asarray(mean_en_m, dtype=np.float64) + UNIT_SAMPLES_EN @ root.T
 
 
 def reach_m(cov_en_m2: Sequence[float]) -> float:
-    """Farthest any sample lies from the mean (metres)."""
-    vals = np.linalg.eigvalsh(cov_matrix(cov_en_m2))
-    return SAMPLE_REACH_SIGMA * math.sqrt(max(float(vals[-1]), 0.0))
+    """Farthest any sample lies from the mean (metres): the reach in σ times the major axis's σ."""
+    a, b, c = _cov_terms(cov_en_m2)
+    largest = (a + c) / 2.0 + math.hypot((a - c) / 2.0, b)
+    return SAMPLE_REACH_SIGMA * math.sqrt(max(largest, 0.0))
 
 
 def _to_local(geom: Polygon | MultiPolygon, frame: LocalFrame) -> Polygon | MultiPolygon:
@@ -123,12 +139,20 @@ class ZoneIndex:
 
     def probability_inside(self, index: int, mean_en_m: tuple[float, float], cov_en_m2: Sequence[float]) -> float:
         """Probability that a point ``N(mean, cov)`` lies inside zone ``index``'s polygon."""
-        pts = sample_points_en(mean_en_m, cov_en_m2)
-        return float(np.mean(shapely.contains_xy(self.polygons_en[index], pts[:, 0], pts[:, 1])))
+        return self.fraction_inside(index, sample_points_en(mean_en_m, cov_en_m2))
 
     def probability_in_buffer(self, index: int, mean_en_m: tuple[float, float], cov_en_m2: Sequence[float]) -> float:
         """Probability that the point lies outside zone ``index`` but within its ``buffer_m`` band."""
-        pts = sample_points_en(mean_en_m, cov_en_m2)
-        inside = shapely.contains_xy(self.polygons_en[index], pts[:, 0], pts[:, 1])
-        grown = shapely.contains_xy(self.reach_en[index], pts[:, 0], pts[:, 1])
-        return float(np.mean(grown & ~inside))
+        return self.fraction_in_buffer(index, sample_points_en(mean_en_m, cov_en_m2))
+
+    def fraction_inside(self, index: int, pts_en: NDArray[np.float64]) -> float:
+        """Fraction of the (N, 2) points (from :func:`sample_points_en`) inside zone ``index``."""
+        return float(np.count_nonzero(shapely.contains_xy(self.polygons_en[index], pts_en[:, 0], pts_en[:, 1]))) / len(
+            pts_en
+        )
+
+    def fraction_in_buffer(self, index: int, pts_en: NDArray[np.float64]) -> float:
+        """Fraction of the points outside zone ``index`` but within its ``buffer_m`` band."""
+        inside = shapely.contains_xy(self.polygons_en[index], pts_en[:, 0], pts_en[:, 1])
+        grown = shapely.contains_xy(self.reach_en[index], pts_en[:, 0], pts_en[:, 1])
+        return float(np.count_nonzero(grown & ~inside)) / len(pts_en)

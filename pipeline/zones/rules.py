@@ -27,10 +27,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import shapely
+from numpy.typing import NDArray
 
 from pipeline.config import ZonesConfig
-from pipeline.zones.index import ZoneIndex, reach_m
+from pipeline.zones.index import ZoneIndex, reach_m, sample_points_en
 from pipeline.zones.model import Zone
 
 FIRE_CLASSES: tuple[str, ...] = ("fire", "smoke")
@@ -78,16 +80,17 @@ class RuleEngine:
         cov = tuple(cov_en_m2) if cov_en_m2 is not None else (0.0, 0.0, 0.0, 0.0)
         hits: list[RuleHit] = []
         fire_covered = False
+        pts: NDArray[np.float64] | None = None  # the fix's sample points, made once, only when needed
         for i in self.index.query(mean_en_m[0], mean_en_m[1], reach_m(cov)):
             zone = self.index.zones[i]
-            if not zone.triggers(class_name):
+            if not zone.triggers(class_name) or (zone.kind == "licensed_area" and zone.buffer_m <= 0):
                 continue
+            if pts is None:
+                pts = sample_points_en(mean_en_m, cov)
             if zone.kind == "licensed_area":
-                if zone.buffer_m <= 0:
-                    continue
-                p = self.index.probability_in_buffer(i, mean_en_m, cov)
+                p = self.index.fraction_in_buffer(i, pts)
             else:
-                p = self.index.probability_inside(i, mean_en_m, cov)
+                p = self.index.fraction_inside(i, pts)
             if p < low or p <= 0.0:
                 continue
             if zone.kind == "fire_watch":
