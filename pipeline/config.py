@@ -604,7 +604,9 @@ class ZonesConfig(Strict):
         description="An `update` is sent at once when the object moved this far (and more than its 90 % ellipse)."
         " Too low: position jitter floods the broker with updates.",
     )
-    track: TrackConfig = Field(default_factory=TrackConfig, description="Tracking per camera and preset.")
+    track: TrackConfig = Field(
+        default_factory=lambda: TrackConfig.model_validate({}), description="Tracking per camera and preset."
+    )
 
     @field_validator("tz")
     @classmethod
