@@ -82,6 +82,11 @@ def alerts_section(alerts: Mapping[str, Any]) -> list[str]:
 
 
 def throughput_section(t: Mapping[str, Any]) -> list[str]:
+    if "images" in t:
+        return ["## Throughput", "",
+                *_table(["images", "wall s", "images/s", "inference share"],
+                        [[t["images"], t["wall_s"], t["images_per_s"], t["inference_share"]]]),
+                "", "Images read with OpenCV one at a time (batch 1) on the analysis thread.", ""]
     return [
         "## Throughput",
         "",
