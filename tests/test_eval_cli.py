@@ -167,7 +167,8 @@ def test_operating_point_equals_the_daemons_detector(shared_data: Path, tmp_path
     daemon_detector = OnnxDetector(cfg.detector)
     eval_detector = make_detector(cfg.detector)
     with av.open(str(shared_data / "clips" / "pexels-alan-w-8365989.mp4")) as container:
-        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(6), container.decode(video=0), strict=False)]
+        frames = [np.asarray(f.to_ndarray(format="bgr24"), np.uint8)
+                  for _, f in zip(range(6), container.decode(video=0), strict=False)]
     n_boxes = 0
     for image in frames:
         want = daemon_detector.detect([image])[0]
