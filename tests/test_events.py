@@ -249,6 +249,26 @@ def test_tick_ends_after_max_unseen_whatever_the_camera_did() -> None:
     assert end.type == "end" and mgr.events == []
 
 
+@pytest.mark.parametrize(
+    ("kind", "cls", "en"),
+    [
+        ("closed_mine", "excavator", (0.0, 0.0)),
+        ("illegal_site", "truck", (0.0, 0.0)),
+        ("licensed_area", "excavator", (0.0, 130.0)),
+        ("fire_watch", "fire", (0.0, 0.0)),
+    ],
+)
+def test_dwell_for_every_kind(kind: str, cls: str, en: tuple[float, float]) -> None:
+    extra = {"buffer_m": 50} if kind == "licensed_area" else {}
+    zone = make_zone("z", [square(1000, 0, 100)], kind=kind, min_dwell_s=5, **extra)
+    run = Run(manager([zone], fire_anywhere=False))
+    obj = Obj(600, (1000.0 + en[0], en[1]), cls=cls)
+    run.repeat(10, [obj])  # first sighting + 4.5 s
+    assert run.events == []
+    [new] = run.step([obj])  # 5 s after the first sighting
+    assert new.type == "new" and new.zone is not None and new.zone.id == "z" and new.rule == zone.rule
+
+
 def test_dwell_time_delays_new() -> None:
     run = Run(manager())
     slow = Obj(600, (1000.0, -1000.0))

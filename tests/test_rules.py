@@ -156,3 +156,40 @@ def test_without_fix_skips_silenced_fire_watch() -> None:
     far = RuleEngine(ZONES[6:], LAT0, LON0, ZonesConfig.model_validate({"fire_anywhere": False}))
     assert far.evaluate("smoke", None, None, 180.0, local("2026-06-02T10:00")) == []
     assert [h.key for h in far.evaluate("smoke", None, None, 180.0, NOON)] == [("fire_watch", "burn")]
+
+
+# For every kind: where and what triggers it (the licence's buffer band for licensed_area).
+TRIGGER = {
+    "closed_mine": ("excavator", (0.0, 0.0)),
+    "illegal_site": ("truck", (0.0, 0.0)),
+    "licensed_area": ("excavator", (120.0, 0.0)),
+    "fire_watch": ("smoke", (0.0, 0.0)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TRIGGER))
+@pytest.mark.parametrize(
+    ("props", "when", "fires"),
+    [
+        ({}, "2026-06-02T12:00", True),
+        ({"schedule": ["08:00-18:00"]}, "2026-06-02T12:00", True),
+        ({"schedule": ["08:00-18:00"]}, "2026-06-02T19:00", False),
+        ({"schedule": ["22:00-02:00"]}, "2026-06-03T01:00", True),
+        ({"permits": [{"from": "2026-06-01", "to": "2026-06-02"}]}, "2026-06-02T23:59", False),
+        ({"permits": [{"from": "2026-06-01", "to": "2026-06-02"}]}, "2026-06-03T00:00", True),
+        (
+            {"schedule": ["08:00-18:00"], "permits": [{"from": "2026-06-02", "to": "2026-06-02"}]},
+            "2026-06-02T12:00",
+            False,
+        ),
+    ],
+)
+def test_schedule_and_permits_for_every_kind(kind: str, props: dict[str, Any], when: str, fires: bool) -> None:
+    extra = {"buffer_m": 50} if kind == "licensed_area" else {}
+    zone = make_zone("z", [square(0, 0, 100)], kind=kind, **extra, **props)
+    rules = RuleEngine([zone], LAT0, LON0, ZonesConfig.model_validate({"fire_anywhere": False}))
+    cls, pos = TRIGGER[kind]
+    hits = rules.evaluate(cls, pos, SMALL, None, local(when))
+    assert [h.key for h in hits] == ([(zone.rule, "z")] if fires else [])
+    # outside the zone (and beyond any buffer) nothing fires, whatever the time
+    assert rules.evaluate(cls, (400.0, 0.0), SMALL, None, local(when)) == []
