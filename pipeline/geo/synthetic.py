@@ -10,6 +10,7 @@ model locates them back with a noisy pose. Nothing here is used by the daemon.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +45,17 @@ def hills_m(east_m: F64, north_m: F64) -> F64:
     return np.asarray(z, np.float64)
 
 
-def write_dem(path: Path, half_m: float = 12_000.0, step_m: float = 30.0, epsg: int = DEM_EPSG) -> Path:
-    """Write :func:`hills_m` as a float32 GeoTIFF in ``epsg`` covering ±``half_m`` around the origin."""
+def write_dem(
+    path: Path,
+    half_m: float = 12_000.0,
+    step_m: float = 30.0,
+    epsg: int = DEM_EPSG,
+    height_fn: Callable[[F64, F64], F64] = hills_m,
+    with_crs: bool = True,
+) -> Path:
+    """Write ``height_fn(east_m, north_m)`` (origin frame) as a float32 GeoTIFF in ``epsg``, ±``half_m`` around it."""
     import rasterio
-    from rasterio.transform import from_origin
+    from rasterio.transform import Affine
 
     frame = LocalFrame(ORIGIN_LAT, ORIGIN_LON)
     to_proj = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
@@ -58,8 +66,8 @@ def write_dem(path: Path, half_m: float = 12_000.0, step_m: float = 30.0, epsg: 
     gx, gy = np.meshgrid(xs, ys)
     lon, lat = to_proj.transform(gx.ravel(), gy.ravel(), direction=pyproj.enums.TransformDirection.INVERSE)
     east, north = frame.to_local_m(np.asarray(lat), np.asarray(lon))
-    heights = hills_m(east, north).reshape(n, n).astype(np.float32)
-    transform = from_origin(x0 - half_m, y0 + half_m, step_m, step_m)
+    heights = height_fn(east, north).reshape(n, n).astype(np.float32)
+    transform = Affine(step_m, 0.0, x0 - half_m, 0.0, -step_m, y0 + half_m)
     with rasterio.open(
         path,
         "w",
@@ -68,7 +76,7 @@ def write_dem(path: Path, half_m: float = 12_000.0, step_m: float = 30.0, epsg: 
         width=n,
         count=1,
         dtype="float32",
-        crs=f"EPSG:{epsg}",
+        crs=f"EPSG:{epsg}" if with_crs else None,
         transform=transform,
         nodata=-9999.0,
     ) as ds:

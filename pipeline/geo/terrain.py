@@ -131,7 +131,7 @@ class Terrain:
                 affine = ds.transform
         except Exception as exc:  # rasterio raises its own RasterioIOError and friends
             raise UserError(src_name, "terrain.dem_path", "a readable GeoTIFF", exc) from None
-        if crs is None:
+        if not crs:
             raise UserError(src_name, "terrain.dem_path", "a GeoTIFF with a coordinate reference system", "none")
         if affine.b != 0 or affine.d != 0:
             raise UserError(src_name, "terrain.dem_path", "a north-up GeoTIFF (no rotation)", affine)
@@ -157,7 +157,9 @@ class Terrain:
 
     def _sample_native(self, x: F64, y: F64) -> F64:
         assert self._dem is not None
-        col, row = self._inv_affine * (x, y)
+        inv = self._inv_affine
+        col = inv.a * x + inv.b * y + inv.c
+        row = inv.d * x + inv.e * y + inv.f
         # pixel-is-area: cell centres sit at half-integer affine coordinates
         return bilinear(self._dem, np.asarray(col, np.float64) - 0.5, np.asarray(row, np.float64) - 0.5)
 
