@@ -405,3 +405,45 @@ def test_smoke_plume_with_and_without_fix_is_one_event() -> None:
     assert run.types().count("new") == 1 and len({e.alert_id for e in run.events}) == 1
     run.repeat(10, [Obj(300, (4000.0 * math.sin(math.radians(60)), 4000.0 * math.cos(math.radians(60))), cls="smoke")])
     assert run.types().count("new") == 2  # another plume 30° away is another event
+
+
+def test_with_the_real_camera_model() -> None:
+    """Pixels → CameraModel.locate (flat ground, pose uncertainty) → rules → events."""
+    from pipeline.geo.camera import CameraModel
+
+    model = CameraModel.from_config(CAMERA)
+    mgr = manager()
+    wh = (1280, 720)
+
+    def pixel(east: float, north: float) -> tuple[float, float]:
+        lat, lon = LOCAL.to_wgs84(east, north)
+        xy = model.project(EAST, wh, np.array([lat]), np.array([lon]), np.array([1000.0]))
+        return float(xy[0, 0]), float(xy[0, 1])
+
+    in_mine = pixel(1000.0, 0.0)
+    beyond = pixel(1600.0, -200.0)  # 300 m past the mine's east edge
+    sky = (300.0, 100.0)  # above the horizon
+    boxes = [
+        (in_mine[0] - 20, in_mine[1] - 30, in_mine[0] + 20, in_mine[1], 0.8, CLASS_INDEX["excavator"]),
+        (beyond[0] - 20, beyond[1] - 30, beyond[0] + 20, beyond[1], 0.8, CLASS_INDEX["excavator"]),
+        (sky[0] - 40, sky[1] - 60, sky[0] + 40, sky[1], 0.7, CLASS_INDEX["smoke"]),
+    ]
+    arr = np.asarray(boxes, dtype=np.float64)
+    dets = Detections(arr[:, :4].astype(np.float32), arr[:, 4].astype(np.float32), arr[:, 5].astype(np.int32))
+    fixes = model.locate(EAST, wh, dets.bottom_centre_xy(), CAMERA.pose_sigma)
+    assert fixes[0] is not None and fixes[1] is not None and fixes[2] is None
+    out: list[AlertEvent] = []
+    for k in range(3):
+        frame = Frame("t1", k, T0 + 0.5 * k, IMAGE, EAST)
+        out += mgr.update(frame, dets, fixes, frame.t_capture)
+    news = sorted((e for e in out if e.type == "new"), key=lambda e: e.rule)
+    assert [(e.rule, e.class_name) for e in news] == [("closed_mine", "excavator"), ("fire_in_view", "smoke")]
+    mine = news[0]
+    assert mine.fix is not None and mine.probability_in_zone is not None
+    # 1 km from a 20 m mast the range is uncertain (σ_east ≈ 280 m) while the bearing is sharp (σ_north ≈ 2.5 m):
+    # P(inside the 600 m wide mine) = 2 Φ(300 / σ_east) − 1, integrated by hand from the fix's covariance
+    sigma_east = math.sqrt(mine.fix.cov_en_m2[0])
+    assert 100 < sigma_east < 1000 and math.sqrt(mine.fix.cov_en_m2[3]) < 10
+    assert mine.probability_in_zone == pytest.approx(math.erf(300 / sigma_east / math.sqrt(2)), abs=0.03)
+    assert LOCAL.to_local_m(mine.fix.lat, mine.fix.lon) == pytest.approx((1000.0, 0.0), abs=5.0)
+    assert news[1].fix is None and news[1].zone is None
