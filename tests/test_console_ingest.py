@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -133,3 +134,58 @@ def test_persistent_session_gets_what_was_published_while_it_was_down(tmp_path: 
         again.stop()
     finally:
         pub.loop_stop()
+
+
+def test_edge_box_outbox_and_relay_to_two_consoles_sharing_one_register(tmp_path: Path, broker: Broker) -> None:
+    """The edge box's real AlertSink → Outbox → Relay publish; two consoles of one group share a register."""
+    import cv2
+    import numpy as np
+
+    from pipeline.alerts import AlertSink, Outbox
+    from pipeline.alerts.relay import Relay
+    from tests.mqtt_helpers import make_config, make_frame
+    from tests.mqtt_helpers import make_event as edge_event
+
+    url = f"sqlite:///{tmp_path / 'shared-register.sqlite'}"
+    consoles: list[Ingestor] = []
+    (tmp_path / "edge").mkdir()
+    config = make_config(tmp_path / "edge", broker.port)
+    outbox = Outbox(config.alerts.outbox_path)
+    relay = Relay(config.mqtt, outbox)
+    try:
+        for name in ("c1", "c2"):
+            cfg = ConsoleMqttConfig(
+                host="127.0.0.1",
+                port=broker.port,
+                client_id=f"console-{name}",
+                share_group="room",
+                reconnect_max_s=1,
+                session_expiry_s=300,
+            )
+            ing = Ingestor(cfg, Store(url))
+            consoles.append(ing)
+            ing.start()
+            assert ing.connected.wait(10)
+        time.sleep(0.3)
+        sink = AlertSink(config, outbox)
+        relay.start()
+        ids = [f"cam1-{i}" for i in range(6)]
+        for i, alert_id in enumerate(ids):
+            sink.submit(edge_event(alert_id, "new", frame=make_frame(seed=i)))
+            sink.submit(edge_event(alert_id, "update"))
+        assert relay.wait_drained(20)
+        store = consoles[0].store
+        wait_for(lambda: store.counts() == {"alerts": 6, "messages": 12, "snapshots": 6})
+        assert sum(c.stats.events for c in consoles) == 12 and sum(c.stats.duplicates for c in consoles) == 0
+        for alert_id in ids:
+            a = store.get_alert(alert_id)
+            assert a is not None and (a["seq"], a["event_type"], a["zone_kind"]) == (2, "update", "closed_mine")
+            jpeg = store.snapshot(alert_id)
+            assert jpeg is not None and hashlib.sha256(jpeg).hexdigest() == a["snapshot_sha256"]
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert img is not None and img.shape == (240, 320, 3)
+    finally:
+        relay.stop()
+        outbox.close()
+        for c in consoles:
+            c.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -150,7 +151,21 @@ def test_snapshot_before_event_and_duplicate_snapshot(store: Store) -> None:
     assert not store.ingest_snapshot("a1", b"\xff\xd8jpeg")
     store.ingest_event(make_event())
     assert store.snapshot("a1") == b"\xff\xd8jpeg"
-    assert store.list_alerts()[0]["snapshot_bytes"] == 6
+    assert store.list_alerts()[0]["snapshot_count"] == 1
+
+
+def test_every_distinct_snapshot_is_kept_the_announced_one_is_current(store: Store) -> None:
+    first, second = b"\xff\xd8first", b"\xff\xd8second"
+    store.ingest_event(make_event(seq=1))
+    store.ingest_snapshot("a1", first)
+    store.ingest_snapshot("a1", second)
+    assert store.snapshot("a1") == second  # the event names neither: the latest received
+    announced = {"topic": "t", "file": "f", "bytes": len(first), "sha256": hashlib.sha256(first).hexdigest()}
+    store.ingest_event(make_event(seq=2, type_="update", snapshot=announced))
+    assert store.snapshot("a1") == first
+    assert store.snapshot("a1", hashlib.sha256(second).hexdigest()) == second
+    a = store.get_alert("a1")
+    assert a is not None and len(a["snapshots"]) == 2 and a["snapshot_sha256"] == announced["sha256"]
 
 
 def test_change_feed_grows_on_every_change(store: Store) -> None:

@@ -93,11 +93,12 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (alert_id, seq)
 );
 CREATE TABLE IF NOT EXISTS snapshots (
-    alert_id TEXT PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
     jpeg {blob} NOT NULL,
     bytes INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    received_at TEXT NOT NULL
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (alert_id, sha256)
 );
 CREATE TABLE IF NOT EXISTS case_log (
     id {serial},
@@ -379,13 +380,14 @@ class Store:
         )
 
     def ingest_snapshot(self, alert_id: str, jpeg: bytes) -> bool:
-        """Store a snapshot (it may arrive before or after its event). False when it was stored before."""
+        """Store a snapshot (it may arrive before or after its event; an alert's updates may bring new ones:
+        every distinct JPEG is kept). False when this very JPEG was stored before."""
         now = now_iso()
         with self.db.tx() as cur:
             n = cur.execute(
-                "INSERT INTO snapshots (alert_id, jpeg, bytes, sha256, received_at) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO snapshots (alert_id, sha256, jpeg, bytes, received_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
-                (alert_id, jpeg, len(jpeg), hashlib.sha256(jpeg).hexdigest(), now),
+                (alert_id, hashlib.sha256(jpeg).hexdigest(), jpeg, len(jpeg), now),
             )
             if n:
                 cur.execute("INSERT INTO changes (alert_id, kind, t) VALUES (?, ?, ?)", (alert_id, "snapshot", now))
@@ -497,8 +499,9 @@ class Store:
         sql = (
             "SELECT a.alert_id, a.box_id, a.camera_id, a.class, a.rule, a.score, a.township, a.zone_kind,"
             " a.zone_id, a.zone_name, a.lat, a.lon, a.t_first, a.t_last, a.event_type, a.seq, a.case_step,"
-            " a.case_status, a.updated_at, a.payload, s.bytes AS snapshot_bytes"
-            " FROM alerts a LEFT JOIN snapshots s ON s.alert_id = a.alert_id"
+            " a.case_status, a.updated_at, a.payload,"
+            " (SELECT COUNT(*) FROM snapshots s WHERE s.alert_id = a.alert_id) AS snapshot_count"
+            " FROM alerts a"
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -511,22 +514,38 @@ class Store:
 
     def get_alert(self, alert_id: str) -> dict[str, Any] | None:
         with self.db.tx(write=False) as cur:
-            row = cur.one(
-                "SELECT a.*, s.bytes AS snapshot_bytes, s.sha256 AS snapshot_sha256 FROM alerts a"
-                " LEFT JOIN snapshots s ON s.alert_id = a.alert_id WHERE a.alert_id = ?",
-                (alert_id,),
-            )
+            row = cur.one("SELECT * FROM alerts WHERE alert_id = ?", (alert_id,))
             if row is None:
                 return None
             row["payload"] = json.loads(row["payload"])
+            snaps = cur.all(
+                "SELECT sha256, bytes, received_at FROM snapshots WHERE alert_id = ? ORDER BY received_at, sha256",
+                (alert_id,),
+            )
+            row["snapshots"] = snaps
+            current = _current_snapshot(row["payload"], snaps)
+            row["snapshot_sha256"] = current["sha256"] if current else None
+            row["snapshot_bytes"] = current["bytes"] if current else None
             row["log"] = cur.all("SELECT * FROM case_log WHERE alert_id = ? ORDER BY id", (alert_id,))
             count = cur.one("SELECT COUNT(*) AS n FROM messages WHERE alert_id = ?", (alert_id,))
             row["messages"] = int(count["n"]) if count else 0
         return row
 
-    def snapshot(self, alert_id: str) -> bytes | None:
+    def snapshot(self, alert_id: str, sha256: str | None = None) -> bytes | None:
+        """The JPEG with this SHA-256, or the alert's current one: the one its latest event announced, else the
+        latest received."""
         with self.db.tx(write=False) as cur:
-            row = cur.one("SELECT jpeg FROM snapshots WHERE alert_id = ?", (alert_id,))
+            if sha256 is None:
+                alert = cur.one("SELECT payload FROM alerts WHERE alert_id = ?", (alert_id,))
+                snaps = cur.all(
+                    "SELECT sha256, bytes, received_at FROM snapshots WHERE alert_id = ? ORDER BY received_at, sha256",
+                    (alert_id,),
+                )
+                current = _current_snapshot(json.loads(alert["payload"]) if alert else {}, snaps)
+                if current is None:
+                    return None
+                sha256 = str(current["sha256"])
+            row = cur.one("SELECT jpeg FROM snapshots WHERE alert_id = ? AND sha256 = ?", (alert_id, sha256))
         return None if row is None else bytes(row["jpeg"])
 
     def case_logs(self) -> dict[str, list[dict[str, Any]]]:
@@ -600,6 +619,14 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _current_snapshot(payload: dict[str, Any], snaps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    want = (payload.get("snapshot") or {}).get("sha256")
+    for snap in snaps:
+        if snap["sha256"] == want:
+            return snap
+    return snaps[-1] if snaps else None
 
 
 def _next_step(step: str) -> str | None:

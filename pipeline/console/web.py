@@ -158,8 +158,9 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
         return jsonify(row)
 
     @app.get("/snapshots/<alert_id>.jpg")
-    def snapshot(alert_id: str) -> WResponse:
-        jpeg = store.snapshot(alert_id)
+    @app.get("/snapshots/<alert_id>/<sha256>.jpg")
+    def snapshot(alert_id: str, sha256: str | None = None) -> WResponse:
+        jpeg = store.snapshot(alert_id, sha256)
         if jpeg is None:
             abort(404)
         return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
@@ -272,7 +273,7 @@ def _summary(r: dict[str, Any]) -> dict[str, Any]:
     r["ellipse_90"] = loc.get("ellipse_90")
     r["probability_in_zone"] = loc.get("probability_in_zone")
     r["camera_name"] = cam.get("name") or r["camera_id"]
-    r["has_snapshot"] = r.pop("snapshot_bytes") is not None
+    r["has_snapshot"] = int(r["snapshot_count"] or 0) > 0
     return r
 
 

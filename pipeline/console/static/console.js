@@ -101,8 +101,9 @@ function renderDetail(d) {
   const resp = zone.responsible || {};
   const ell = hasEllipse(loc.ellipse_90) ? loc.ellipse_90 : null;
   const want = p.snapshot && p.snapshot.sha256;
-  const snap = d.snapshot_bytes ? `<a href="/snapshots/${encodeURIComponent(d.alert_id)}.jpg" target="_blank" id="snap-link">
-      <img class="snap" id="snapshot" alt="snapshot" src="/snapshots/${encodeURIComponent(d.alert_id)}.jpg?h=${esc(d.snapshot_sha256)}"></a>`
+  const snapUrl = (sha) => `/snapshots/${encodeURIComponent(d.alert_id)}/${encodeURIComponent(sha)}.jpg`;
+  const snap = d.snapshot_bytes ? `<a href="${snapUrl(d.snapshot_sha256)}" target="_blank" id="snap-link">
+      <img class="snap" id="snapshot" alt="snapshot" src="${snapUrl(d.snapshot_sha256)}"></a>`
     : `<p class="hint" id="snapshot-missing">${p.snapshot ? "快照未到 snapshot not received yet" : "无快照 no snapshot for this alert"}</p>`;
   const snapCheck = !d.snapshot_bytes ? "—" : (!want ? `${d.snapshot_bytes} B`
     : (want === d.snapshot_sha256 ? `${d.snapshot_bytes} B, sha256 ✓` : `${d.snapshot_bytes} B, sha256 differs from the event's`));
@@ -140,7 +141,8 @@ function renderDetail(d) {
         ${ell ? ` ± ${Math.round(ell.semi_major_m)}×${Math.round(ell.semi_minor_m)} m (90 %)` : ""}
         ${loc.probability_in_zone != null ? ` · P(in zone) ${(+loc.probability_in_zone).toFixed(2)}` : ""}</dd>
       <dt>摄像机 camera</dt><dd>${esc(d.box_id)} / ${esc(cam.name || cam.id)}${loc.range_m != null && loc.bearing_deg != null ? ` · ${Math.round(loc.range_m)} m at ${Math.round(loc.bearing_deg)}°` : ""}</dd>
-      <dt>快照 snapshot</dt><dd id="snapshot-check">${esc(snapCheck)}</dd>
+      <dt>快照 snapshot</dt><dd><span id="snapshot-check">${esc(snapCheck)}</span>${d.snapshots.length > 1
+        ? " · " + d.snapshots.map((s, i) => `<a href="${snapUrl(s.sha256)}" target="_blank">#${i + 1}</a>`).join(" ") : ""}</dd>
       <dt>置信度 score</dt><dd>${d.score != null ? (+d.score).toFixed(2) : "—"}</dd>
       <dt>时间 seen</dt><dd>${fmtTime(d.t_first)} → ${fmtTime(d.t_last)}</dd>
     </dl>
