@@ -2,7 +2,8 @@
 
 Test clips are encoded in-process with PyAV (its wheel bundles libx264): a textured, slowly scrolling
 scene with a moving bar, so that ORB finds features and frames differ. Import the fixtures in a test
-module (``from tests.rtsp_fixture import rtsp_clip, rtsp_server  # noqa: F401``).
+module (``from tests.rtsp_fixture import rtsp_clip_fixture, rtsp_server_fixture  # noqa: F401``); they are
+named ``rtsp_clip`` and ``rtsp_server``.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from pipeline.config import CameraConfig
+from pipeline.types import Frame
 from tests.conftest import ROOT, free_port, wait_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -121,14 +126,14 @@ def rtsp_server_available() -> bool:
     return probe.returncode == 0
 
 
-@pytest.fixture(scope="session")
-def rtsp_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session", name="rtsp_clip")
+def rtsp_clip_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 90 s 320×240 25 fps clip (key frame every second), made once per test session."""
     return make_clip(tmp_path_factory.mktemp("rtsp") / "clip.mp4", seconds=90.0)
 
 
-@pytest.fixture
-def rtsp_server(rtsp_clip: Path) -> Iterator[RtspServer]:
+@pytest.fixture(name="rtsp_server")
+def rtsp_server_fixture(rtsp_clip: Path) -> Iterator[RtspServer]:
     """A gst-rtsp-server serving ``rtsp_clip`` on a free loopback port."""
     if not rtsp_server_available():
         pytest.fail("gst-rtsp-server is not installed: run `bash scripts/setup.sh --dev` (installs it with apt-get)")
@@ -148,6 +153,58 @@ def wait_until(predicate: object, timeout_s: float, poll_s: float = 0.05) -> boo
             return True
         time.sleep(poll_s)
     return bool(predicate())
+
+
+
+
+# -- helpers shared by the source tests ---------------------------------------------------------------
+FAST = {"stall_s": 1.0, "open_timeout_s": 2.0, "backoff_initial_s": 0.2, "backoff_max_s": 1.0}
+
+
+class Statuses:
+    """Records on_status calls (from the reader and patrol threads)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, camera_id: str, status: str, detail: dict[str, Any]) -> None:
+        with self._lock:
+            self.events.append((time.monotonic(), status, detail))
+
+    def seen(self, status: str, after: float = 0.0) -> bool:
+        with self._lock:
+            return any(s == status and t >= after for t, s, _ in self.events)
+
+    def first(self, status: str, after: float = 0.0) -> float | None:
+        with self._lock:
+            return next((t for t, s, _ in self.events if s == status and t >= after), None)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [s for _, s, _ in self.events]
+
+
+PRESETS: list[dict[str, Any]] = [
+    {"name": "north", "pan_deg": 0.0, "tilt_deg": -3.0, "hfov_deg": 40.0, "settle_s": 0.4, "dwell_s": 1.2},
+    {"name": "east", "pan_deg": 90.0, "tilt_deg": -6.0, "hfov_deg": 20.0, "settle_s": 0.4, "dwell_s": 1.2},
+]
+
+
+def patrol_camera(url: str, presets: list[dict[str, Any]], **kw: Any) -> CameraConfig:
+    return CameraConfig.model_validate({
+        "id": "ptz1", "source": url, "lat": 38.7, "lon": 111.6, "hfov_deg": 55.0, "analysis_fps": 10.0,
+        "reader": FAST, "patrol": {"driver": "simulated", "presets": presets}, **kw})
+
+
+def collect(src: Any, seconds: float) -> list[Frame]:
+    frames: list[Frame] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        f = src.slot.get(0.05)
+        if f is not None:
+            frames.append(f)
+    return frames
 
 
 if __name__ == "__main__":  # make a clip by hand: python -m tests.rtsp_fixture out.mp4 [seconds]

@@ -11,30 +11,16 @@ from pipeline.config import CameraConfig, OnvifConfig
 from pipeline.errors import UserError
 from pipeline.sources import PatrolController, SimulatedDriver, make_source
 from pipeline.sources.onvif_driver import OnvifDriver, azimuth_to_onvif_x, onvif_x_to_azimuth, tilt_to_onvif_y
-from pipeline.types import Frame
-from tests.rtsp_fixture import RtspServer, rtsp_clip, rtsp_server, wait_until  # noqa: F401
-from tests.test_sources_rtsp import FAST, Statuses
-
-PRESETS = [
-    {"name": "north", "pan_deg": 0.0, "tilt_deg": -3.0, "hfov_deg": 40.0, "settle_s": 0.4, "dwell_s": 1.2},
-    {"name": "east", "pan_deg": 90.0, "tilt_deg": -6.0, "hfov_deg": 20.0, "settle_s": 0.4, "dwell_s": 1.2},
-]
-
-
-def patrol_camera(url: str, presets: list[dict[str, Any]], **kw: Any) -> CameraConfig:
-    return CameraConfig.model_validate({
-        "id": "ptz1", "source": url, "lat": 38.7, "lon": 111.6, "hfov_deg": 55.0, "analysis_fps": 10.0,
-        "reader": FAST, "patrol": {"driver": "simulated", "presets": presets}, **kw})
-
-
-def collect(src: Any, seconds: float) -> list[Frame]:
-    frames: list[Frame] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        f = src.slot.get(0.05)
-        if f is not None:
-            frames.append(f)
-    return frames
+from tests.rtsp_fixture import (  # noqa: F401  (fixtures)
+    PRESETS,
+    RtspServer,
+    Statuses,
+    collect,
+    patrol_camera,
+    rtsp_clip_fixture,
+    rtsp_server_fixture,
+    wait_until,
+)
 
 
 def test_frames_during_moves_are_not_analysed_and_carry_the_preset_pose(rtsp_server: RtspServer) -> None:
@@ -49,7 +35,7 @@ def test_frames_during_moves_are_not_analysed_and_carry_the_preset_pose(rtsp_ser
     finally:
         src.stop()
     assert isinstance(src.pointing, PatrolController)
-    settle = {p["name"]: p["settle_s"] for p in PRESETS}
+    settle = {str(p["name"]): float(p["settle_s"]) for p in PRESETS}
     # the windows in which nothing may be analysed: each move and the settling after it
     blocked = [(t0, t1 + settle[name]) for name, t0, t1 in driver.moves]
     assert len(driver.moves) >= 3
@@ -88,7 +74,8 @@ def test_a_failed_move_analyses_nothing_until_a_move_succeeds(rtsp_server: RtspS
 
 
 def test_fixed_camera_is_a_tour_of_one_pose() -> None:
-    cam = CameraConfig(id="fix", source="x.mp4", lat=1, lon=2, pan_deg=123.0, tilt_deg=-4.0, hfov_deg=33.0)
+    cam = CameraConfig.model_validate({"id": "fix", "source": "x.mp4", "lat": 1, "lon": 2, "pan_deg": 123.0,
+                                       "tilt_deg": -4.0, "hfov_deg": 33.0})
     src = make_source(cam)
     aim = src.pointing.pose_at(time.time())
     assert aim is not None
@@ -96,8 +83,9 @@ def test_fixed_camera_is_a_tour_of_one_pose() -> None:
     assert (pose.pan_deg, pose.tilt_deg, pose.hfov_deg, pose.preset) == (123.0, -4.0, 33.0, None)
 
 
-ONVIF = OnvifConfig(host="cam.local", pan_zero_azimuth_deg=30.0, pan_deg_at_minus1=0.0, pan_deg_at_plus1=360.0,
-                    tilt_deg_at_minus1=-90.0, tilt_deg_at_plus1=10.0)
+ONVIF = OnvifConfig.model_validate({"host": "cam.local", "pan_zero_azimuth_deg": 30.0, "pan_deg_at_minus1": 0.0,
+                                    "pan_deg_at_plus1": 360.0, "tilt_deg_at_minus1": -90.0,
+                                    "tilt_deg_at_plus1": 10.0})
 
 
 @pytest.mark.parametrize(
@@ -115,7 +103,7 @@ def test_onvif_tilt_mapping(tilt: float, y: float) -> None:
 
 
 def test_onvif_limited_pan_range_goes_to_the_nearer_end() -> None:
-    cfg = OnvifConfig(host="h", pan_deg_at_minus1=-170.0, pan_deg_at_plus1=170.0)
+    cfg = OnvifConfig.model_validate({"host": "h", "pan_deg_at_minus1": -170.0, "pan_deg_at_plus1": 170.0})
     assert azimuth_to_onvif_x(175.0, cfg) == pytest.approx(1.0)
     assert azimuth_to_onvif_x(-175.0, cfg) == pytest.approx(-1.0)
     assert azimuth_to_onvif_x(85.0, cfg) == pytest.approx(0.5)

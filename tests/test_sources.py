@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import CameraConfig
-from pipeline.sources import FileSource, LatestFrameSlot, make_source
+from pipeline.sources import FileSource, LatestFrameSlot, Source, make_source
 from pipeline.sources.base import DecodePolicy, FrameGate, StreamClock
 from pipeline.sources.slot import HourCounter
 from pipeline.types import Frame, Pose
@@ -140,7 +140,9 @@ def test_decode_policy_switches_back_when_key_frames_get_rare() -> None:
     [
         ([(None, 100.0)], [100.0]),  # no timestamp: arrival time
         ([(0.0, 100.0), (0.04, 100.5), (0.08, 100.5)], [100.0, 100.04, 100.08]),  # burst keeps stream spacing
-        ([(0.0, 100.0), (10.0, 100.2)], [100.0, 100.2]),  # pts jump beyond the skew: re-pinned to arrival
+        ([(0.0, 100.0), (10.0, 100.2)], [100.0, 100.2]),  # pts jump forward: never later than arrival
+        ([(0.0, 100.0), (0.04, 103.0)], [100.0, 103.0]),  # arrived 3 s late (> skew): re-pinned
+        ([(0.0, 100.5), (0.04, 100.1), (0.08, 100.2)], [100.5, 100.1, 100.14]),  # a less-delayed frame
         ([(5.0, 100.0), (4.0, 99.5)], [100.0, 99.0]),
     ],
 )
@@ -160,7 +162,7 @@ def file_camera(path: Path, **kw: object) -> CameraConfig:
     return CameraConfig.model_validate({"id": "f1", "source": str(path), "lat": 38.7, "lon": 111.6, **kw})
 
 
-def take_all(src: FileSource, timeout_s: float = 20.0) -> list[Frame]:
+def take_all(src: Source, timeout_s: float = 20.0) -> list[Frame]:
     frames: list[Frame] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

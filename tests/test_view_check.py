@@ -14,16 +14,24 @@ from pipeline.config import CameraConfig, ViewCheckConfig
 from pipeline.errors import UserError
 from pipeline.sources import ViewChecker, ViewGuard, make_source
 from pipeline.sources.view_check import load_reference
-from tests.rtsp_fixture import RtspServer, rtsp_clip, rtsp_server, scene, wait_until  # noqa: F401
-from tests.test_patrol import PRESETS, collect, patrol_camera
-from tests.test_sources_rtsp import Statuses
+from tests.rtsp_fixture import (  # noqa: F401  (fixtures)
+    PRESETS,
+    RtspServer,
+    Statuses,
+    collect,
+    patrol_camera,
+    rtsp_clip_fixture,
+    rtsp_server_fixture,
+    scene,
+    wait_until,
+)
 
-CFG = ViewCheckConfig(min_inliers=12, max_shift_deg=3.0, recheck_s=0.5)
+CFG = ViewCheckConfig.model_validate({"min_inliers": 12, "max_shift_deg": 3.0, "recheck_s": 0.5})
 REF = scene(640, 480, seed=0)
 
 
 def shifted(image: NDArray[np.uint8], dx: int) -> NDArray[np.uint8]:
-    matrix = np.float32([[1, 0, dx], [0, 1, 0]])
+    matrix = np.array([[1, 0, dx], [0, 1, 0]], np.float32)
     return np.asarray(cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0])), np.uint8)
 
 

@@ -133,9 +133,11 @@ class StreamClock:
     """Capture times from the stream's timestamps, anchored to this box's clock.
 
     The spacing of frames comes from the stream (so a burst after a network hiccup keeps its true
-    timing); the absolute time is pinned to the arrival of the first timestamped frame and re-pinned
-    when the two drift apart by more than ``max_skew_s`` (a pts jump, a clock reset in the camera).
-    A frame without a timestamp (often the first) gets its arrival time. Never later than arrival.
+    timing); the absolute time is pinned so that the least-delayed frame seen so far arrived the moment
+    it was captured (the anchor only moves earlier, as less-delayed frames turn up), and re-pinned when
+    a frame arrives more than ``max_skew_s`` later than its timestamp says (a pts jump, a camera clock
+    reset, a link that fell far behind). A frame without a timestamp (often the first) gets its arrival
+    time. The result is never later than the arrival; it is early by at most the link's least latency.
     """
 
     def __init__(self, max_skew_s: float) -> None:
@@ -149,11 +151,12 @@ class StreamClock:
     def capture_time(self, pts_s: float | None, arrival_s: float) -> float:
         if pts_s is None:
             return arrival_s
-        if self._anchor is None or abs(self._anchor + pts_s - arrival_s) > self.max_skew_s:
-            if self._anchor is not None:
-                self.repins += 1
+        if self._anchor is None or self._anchor + pts_s > arrival_s:
             self._anchor = arrival_s - pts_s
-        return min(self._anchor + pts_s, arrival_s)
+        elif arrival_s - (self._anchor + pts_s) > self.max_skew_s:
+            self.repins += 1
+            self._anchor = arrival_s - pts_s
+        return self._anchor + pts_s
 
 
 class Source:
