@@ -30,7 +30,7 @@ fi
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 if [[ $DEV -eq 1 ]]; then
-  .venv/bin/python -m pip install -q -e ".[dev,train,console]" 2>&1 | grep -v '^WARNING: Location' || true
+  .venv/bin/python -m pip install -q -e ".[dev,train,console,onvif]" 2>&1 | grep -v '^WARNING: Location' || true
 else
   .venv/bin/python -m pip install -q -e . 2>&1 | grep -v '^WARNING: Location' || true
 fi
