@@ -329,6 +329,18 @@ def test_fire_anywhere_and_sky_smoke() -> None:
     assert news[0].fix is not None and news[1].fix is None
 
 
+def test_fire_on_a_fire_watch_boundary() -> None:
+    """σ = 10 m at the fire_watch zone's north edge (y = 100 around (1000, 0)): P(inside) ≈ 0.42 at 2 m out."""
+    zone = make_zone("fw", [square(1000, 0, 100)], kind="fire_watch")
+    unsure = Run(manager([zone]))
+    unsure.repeat(5, [Obj(600, (1000.0, 102.0), cls="fire", sigma=10)])  # never sure enough for the zone
+    assert [(e.type, e.rule) for e in unsure.events] == [("new", "fire_in_view")]
+    dips = Run(manager([zone]))
+    dips.repeat(5, [Obj(600, (1000.0, 95.0), cls="fire", sigma=10)])  # P ≈ 0.69: the zone's event
+    dips.repeat(20, [Obj(600, (1000.0, 102.0), cls="fire", sigma=10)])  # dips to 0.42: the same event goes on
+    assert [(e.type, e.rule) for e in dips.events] == [("new", "fire_watch"), ("update", "fire_watch")]
+
+
 def test_schedule_silences_the_zone() -> None:
     # T0 is about 04:26 in Shanghai: inside the night zone's 20:00-06:00 window; noon is outside
     run = Run(manager())

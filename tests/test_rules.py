@@ -193,3 +193,19 @@ def test_schedule_and_permits_for_every_kind(kind: str, props: dict[str, Any], w
     assert [h.key for h in hits] == ([(zone.rule, "z")] if fires else [])
     # outside the zone (and beyond any buffer) nothing fires, whatever the time
     assert rules.evaluate(cls, (400.0, 0.0), SMALL, None, local(when)) == []
+
+
+@pytest.mark.parametrize(
+    ("inside_m", "expected"),
+    [
+        (5.0, [("fire_watch", "fire")]),  # P ≈ 0.69: the zone's fire
+        (-2.0, [("fire_watch", "fire"), ("fire_in_view", None)]),  # P ≈ 0.42: not sure enough for the zone
+        (-50.0, [("fire_in_view", None)]),
+    ],
+)
+def test_fire_near_a_fire_watch_boundary_is_never_lost(inside_m: float, expected: list[Any]) -> None:
+    """σ = 10 m; the fire_watch zone's south edge is at y = −1100. Hits down to the hysteresis level are returned
+    (the event manager keeps an open fire_watch event with them); fire_in_view comes unless the zone is sure."""
+    cov = (100.0, 0.0, 0.0, 100.0)
+    hits = engine().evaluate("fire", (0.0, -1100.0 + inside_m), cov, None, NOON, min_probability=0.35)
+    assert [h.key for h in hits] == expected

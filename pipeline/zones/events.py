@@ -159,11 +159,15 @@ class EventManager:
         for track, fix in zip(tracks, track_fixes, strict=True):
             if not track.seen:
                 continue
-            for sighting in self._sightings(frame, track, fix, t):
+            in_fire_watch = False
+            for sighting in self._sightings(frame, track, fix, t):  # zone hits first, fire_in_view last
+                if sighting.hit.zone is None and in_fire_watch:
+                    continue  # the fire is a fire_watch event's already (its probability dipped): not twice
                 # only confirmed tracks touch events: a one-frame false detection near a site neither keeps
                 # its event alive nor opens one (unconfirmed tracks still start their dwell time)
                 event = self._match(sighting) if track.confirmed else None
                 if event is not None:
+                    in_fire_watch = in_fire_watch or event.rule == "fire_watch"
                     prev = best.get(id(event))
                     if prev is None or sighting.track.score > prev.track.score:
                         best[id(event)] = sighting
@@ -171,6 +175,7 @@ class EventManager:
                 if not self._ready(sighting, t):
                     continue
                 event = self._open(sighting, t)
+                in_fire_watch = in_fire_watch or event.rule == "fire_watch"
                 out.append(self._message("new", event, frame))
                 best.pop(id(event), None)
         for event in self.events:

@@ -8,7 +8,10 @@ Per zone kind (docs/ZONES.md):
 - ``fire_in_view`` (no zone): fire or smoke anywhere else in view, when ``zones.fire_anywhere`` is on.
 
 A zone outside its ``schedule`` windows or covered by a ``permit`` raises nothing (and a fire inside a
-silenced fire_watch zone raises no ``fire_in_view`` either: the permit covers that place).
+silenced fire_watch zone raises no ``fire_in_view`` either: the permit covers that place). ``fire_in_view``
+is returned unless a fire_watch zone holds the fire with probability ≥ ``probability_threshold``; the event
+manager drops it for a track that continues an open fire_watch event (no fire is lost at a boundary, none
+is alerted twice).
 
 The decision uses the location's uncertainty: the probability that the point lies in the zone (or in a
 licensed area's buffer band) is integrated from the fix's covariance (:mod:`pipeline.zones.index`).
@@ -93,7 +96,7 @@ class RuleEngine:
                 p = self.index.fraction_inside(i, pts)
             if p < low or p <= 0.0:
                 continue
-            if zone.kind == "fire_watch":
+            if zone.kind == "fire_watch" and p >= self.cfg.probability_threshold:
                 fire_covered = True  # silenced or not, this place is the zone's business
             if not zone.watched_at(t_utc_s, self.cfg.tz):
                 continue
