@@ -76,8 +76,9 @@ class ReaderConfig(Strict):
         2.0,
         ge=0,
         le=3600,
-        description="Use the camera's own clock (RTCP) for capture times only when it agrees with this box's"
-        " clock within this; otherwise capture times come from the arrival time.",
+        description="Capture times follow the stream's timestamps, pinned to this box's clock; a frame that"
+        " arrives later than its timestamp says by more than this re-pins them. Too low: network jitter"
+        " re-pins often (uneven times); too high: after a pts jump times are off by up to this much.",
     )
 
 
