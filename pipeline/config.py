@@ -198,6 +198,13 @@ class ViewCheckConfig(Strict):
     recheck_s: float = Field(
         5.0, ge=0.2, le=3600, description="While a view does not match, how often to look again."
     )
+    verify_s: float = Field(
+        60.0,
+        ge=1,
+        le=86400,
+        description="While a view matches, how often to check it again (a fixed camera can be turned at any"
+        " time). Too low: CPU spent on feature matching; too high: a turned camera is analysed that long.",
+    )
 
 
 class TilingConfig(Strict):

@@ -62,7 +62,7 @@ def test_view_checker(view: NDArray[np.uint8], matches: bool, reason: str) -> No
 
 def test_guard_holds_a_preset_until_its_view_matches_again() -> None:
     changes: list[tuple[str | None, bool]] = []
-    guard = ViewGuard({"east": ViewChecker(REF, 60.0, CFG)}, CFG, verify_s=60.0)
+    guard = ViewGuard({"east": ViewChecker(REF, 60.0, CFG)}, CFG)
     guard.on_change = lambda preset, ok, detail: changes.append((preset, ok))
     turned = shifted(REF, 100)
     assert guard.allows("north", 1, turned, 0.0)  # no reference for this preset: never held

@@ -126,11 +126,10 @@ class ViewGuard:
     verdict when it is a mismatch).
     """
 
-    def __init__(self, checkers: dict[str | None, ViewChecker], cfg: ViewCheckConfig,
-                 verify_s: float = 60.0) -> None:
+    def __init__(self, checkers: dict[str | None, ViewChecker], cfg: ViewCheckConfig) -> None:
         self.checkers = checkers
         self.cfg = cfg
-        self.verify_s = verify_s
+        self.verify_s = cfg.verify_s
         self.on_change: ViewChange | None = None
         self._views: dict[str | None, _PresetView] = {}
         self.mismatches = 0
