@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from numpy.typing import NDArray
 from onnx import TensorProto, helper
 
 from pipeline.config import DetectorConfig
@@ -166,3 +167,33 @@ def test_detect_rejects_non_bgr_images(tmp_path: Path) -> None:
     assert det.detect([]) == []
     with pytest.raises(ValueError, match="uint8 BGR"):
         det.detect([np.zeros((64, 64), np.uint8)])
+
+
+@pytest.mark.shared
+def test_same_boxes_as_ultralytics_on_the_coco_model(shared_data: Path) -> None:
+    """Our letterbox + decode + NMS against Ultralytics' own predictor, on the same ONNX file."""
+    import cv2
+
+    ultralytics = pytest.importorskip("ultralytics")
+    model = shared_data / "models" / "yolov8n_coco_640.onnx"
+    img: NDArray[np.uint8] = np.asarray(
+        cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg")), np.uint8
+    )
+    det = OnnxDetector(DetectorConfig.model_validate({
+        "model_path": model, "providers": ["CPUExecutionProvider"], "iou_threshold": 0.7,
+        "score_threshold": {"default": 0.25}, "class_map": {"person": "person", "bus": "truck"},
+    }))
+    ours = det.detect([img])[0]
+    ref = ultralytics.YOLO(str(model), task="detect").predict(img, conf=0.25, iou=0.7, classes=[0, 5],
+                                                             verbose=False)[0].boxes
+    ref_xyxy = ref.xyxy.cpu().numpy()
+    ref_score = ref.conf.cpu().numpy()
+    from pipeline.detect.decode import iou_matrix
+
+    # every confident reference box has a twin of ours (resampling differs slightly: INTER_AREA vs LINEAR)
+    confident = ref_score > 0.3
+    assert confident.sum() >= 4
+    iou = iou_matrix(ref_xyxy[confident].astype(np.float32), ours.xyxy)
+    assert (iou.max(axis=1) > 0.9).all(), (ref_xyxy, ours.xyxy)
+    twin = iou.argmax(axis=1)
+    np.testing.assert_allclose(ours.score[twin], ref_score[confident], atol=0.05)
