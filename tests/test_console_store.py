@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import io
 import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,7 @@ from pipeline.console.ingest import split_topic, topic_filters
 from pipeline.console.mapdata import load_zone_features, merge_towers
 from pipeline.console.store import STEPS, CaseError, EventError, Store, parse_event
 from pipeline.errors import UserError
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,9 +107,95 @@ def test_test_events_follow_the_published_schema() -> None:
     jsonschema.validate(make_event(zone=None, location=None, snapshot=None, rule="fire_in_view", cls="fire"), schema)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'register.sqlite'}")
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL server (Debian's postgresql package) on a free loopback port."""
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[dev]' installs it)")
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    if not found:
+        pytest.skip("no PostgreSQL server here (bash scripts/setup.sh --dev installs Debian's postgresql)")
+    bins = Path(found[-1]).parent
+    workdir = Path(tempfile.mkdtemp(prefix="mw-console-pg-"))  # not under pytest's 0700 root-owned folder
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        os.chmod(workdir, 0o755)
+        shutil.chown(workdir, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bins / "initdb"),
+            "-D",
+            str(workdir / "data"),
+            "-U",
+            "mw",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *as_postgres,
+            str(bins / "postgres"),
+            "-D",
+            str(workdir / "data"),
+            "-p",
+            str(port),
+            "-k",
+            str(workdir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"postgresql://mw@127.0.0.1:{port}/postgres"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(url, connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The register on SQLite, and the same on PostgreSQL (a fresh schema per test)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'register.sqlite'}"
+    else:
+        import psycopg
+
+        base = request.getfixturevalue("postgres_url")
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        url = f"{base}?options=-csearch_path%3D{schema}"
+    s = Store(url)
+    yield s
+    s.close()
 
 
 # ---- ingest and de-duplication ------------------------------------------------------------------------
