@@ -2,7 +2,8 @@
 
     minewatch eval --config cameras.yaml --footage CLIPS --labels LABELS [--out DIR]
     minewatch eval images --model M.onnx --data DIR [--names fire,smoke] [--out DIR]
-    minewatch eval compare BASELINE.json REPORT.json
+    minewatch eval baseline [--out docs/baselines/minewatch-starter.json] [--check]
+    minewatch eval compare BASELINE.json CURRENT.json
 """
 
 from __future__ import annotations
@@ -119,13 +120,14 @@ def images_main(argv: list[str]) -> int:
 
 def compare_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="minewatch eval compare",
-                                 description="Exit 1 when REPORT is worse than BASELINE beyond its tolerances.")
+                                 description="Exit 1 when the figures of CURRENT (written by `minewatch eval"
+                                 " baseline --out`) are worse than BASELINE beyond its tolerances.")
     ap.add_argument("baseline", type=Path)
-    ap.add_argument("report", type=Path)
+    ap.add_argument("current", type=Path)
     args = ap.parse_args(argv)
     from pipeline.eval.baseline import compare, read_json
 
-    problems = compare(read_json(args.baseline), read_json(args.report))
+    problems = compare(read_json(args.baseline), read_json(args.current))
     for line in problems:
         print(line)
     if not problems:
@@ -137,7 +139,7 @@ def footage_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="minewatch eval",
         description="Run the daemon's pipeline over labelled recorded clips and report box metrics, alert"
-        " metrics and throughput. Subcommands: `minewatch eval images --help`, `minewatch eval compare --help`.",
+        " metrics and throughput. Subcommands: `minewatch eval images|baseline|compare --help`.",
     )
     ap.add_argument("--config", type=Path, required=True, help="cameras.yaml (detector, alerts, zones; its first"
                     " camera is the template for clips without a camera of their own name)")
@@ -184,6 +186,10 @@ def cli_main(argv: list[str]) -> int:
         return images_main(argv[1:])
     if argv and argv[0] == "compare":
         return compare_main(argv[1:])
+    if argv and argv[0] == "baseline":
+        from pipeline.eval.baseline import baseline_main
+
+        return baseline_main(argv[1:])
     return footage_main(argv)
 
 
