@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from conftest import Broker
-from test_console_store import make_event
+from test_console_store import make_event, postgres_url  # noqa: F401 (a fixture)
 
 from pipeline.console.config import ConsoleMqttConfig
 from pipeline.console.ingest import Ingestor
@@ -136,8 +136,12 @@ def test_persistent_session_gets_what_was_published_while_it_was_down(tmp_path: 
         pub.loop_stop()
 
 
-def test_edge_box_outbox_and_relay_to_two_consoles_sharing_one_register(tmp_path: Path, broker: Broker) -> None:
-    """The edge box's real AlertSink → Outbox → Relay publish; two consoles of one group share a register."""
+@pytest.mark.parametrize("register", ["sqlite", "postgres"])
+def test_edge_box_outbox_and_relay_to_two_consoles_sharing_one_register(
+    tmp_path: Path, broker: Broker, register: str, request: pytest.FixtureRequest
+) -> None:
+    """The edge box's real AlertSink → Outbox → Relay publish; two consoles of one group share a register
+    (one SQLite file, or PostgreSQL as in a county deployment)."""
     import cv2
     import numpy as np
 
@@ -147,6 +151,14 @@ def test_edge_box_outbox_and_relay_to_two_consoles_sharing_one_register(tmp_path
     from tests.mqtt_helpers import make_event as edge_event
 
     url = f"sqlite:///{tmp_path / 'shared-register.sqlite'}"
+    if register == "postgres":
+        import psycopg
+
+        base = request.getfixturevalue("postgres_url")
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA IF EXISTS edge_to_console CASCADE")
+            conn.execute("CREATE SCHEMA edge_to_console")
+        url = f"{base}?options=-csearch_path%3Dedge_to_console"
     consoles: list[Ingestor] = []
     (tmp_path / "edge").mkdir()
     config = make_config(tmp_path / "edge", broker.port)
