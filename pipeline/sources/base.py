@@ -179,7 +179,7 @@ class Source:
         self.pointing = pointing
         self.view_guard = view_guard
         self.slot = LatestFrameSlot(cam.id, wait_when_full=wait_when_full)
-        self.finished = False
+        self._ended = False  # a non-looping file reached its end (see ``finished``)
         self.log: logging.Logger = get_logger("sources", cam.id)
         self._on_status = on_status
         self._status_lock = threading.Lock()
@@ -227,6 +227,11 @@ class Source:
             if self._thread.is_alive():
                 self.log.warning("reader thread did not stop in time (blocked in a network read)")
             self._thread = None
+
+    @property
+    def finished(self) -> bool:
+        """A non-looping file reached its end *and* its last frame was taken (nothing is left behind)."""
+        return self._ended and not self.slot.full
 
     @property
     def running(self) -> bool:

@@ -31,7 +31,7 @@ class FileSource(Source):
         try:
             container = open_container(self.cam.source, {}, None)
         except (av.error.FFmpegError, OSError) as exc:
-            self.finished = True
+            self._ended = True
             self._set_status("offline", reason=redact(f"cannot open: {exc}"))
             return
         try:
@@ -74,7 +74,7 @@ class FileSource(Source):
                     last_t += 1.0 / float(stream.average_rate or 25)
                 self._offer(vframe, t0_wall + offset_s + last_t, time.time())
             if not self.cam.loop:
-                self.finished = True
+                self._ended = True
                 self._set_status("finished", frames=self.frames_in.total)
                 return
             self.loops += 1

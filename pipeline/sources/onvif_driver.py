@@ -128,3 +128,4 @@ class OnvifDriver:
         finally:
             self._loop.close()
             self._loop = None
+            self._camera = self._ptz = None
