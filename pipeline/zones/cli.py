@@ -568,7 +568,7 @@ def import_properties(raw: io.RawFeature, args: argparse.Namespace) -> dict[str,
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     path = Path(args.file)
     features, declared = io.read_features(path, args.encoding)
-    crs_text = args.crs or declared
+    crs_text = args.crs or declared or (io.WGS84 if io.FORMATS.get(path.suffix.lower()) == "geojson" else None)
     if crs_text is None:
         raise UserError(str(path), "crs", "--crs EPSG:XXXX (the file declares no CRS; e.g. EPSG:4326, EPSG:4490,"
                         " EPSG:4527)", "none")
@@ -752,11 +752,11 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     for assignment in args.assignments:
         key = apply_assignment(props, assignment, f"{path}: {args.id}", allow_new=args.new)
         changes.append(key)
-    feat["properties"] = props
     new_id = str(props["id"])
+    if new_id != args.id and ws.locate(new_id) is not None:
+        raise UserError(f"{path}: {args.id}", "id", "an id no other zone has", new_id)
+    feat["properties"] = props
     if new_id != args.id:
-        if ws.locate(new_id) is not None and ws.locate(new_id) != ws.locate(args.id):
-            raise UserError(str(path), "id", "an id no other zone has", new_id)
         # a one-zone file named after its id follows the new id
         if len(ws.docs[path]["features"]) == 1 and path.name == zone_filename(args.id):
             new_path = ws.folder / zone_filename(new_id)
