@@ -102,6 +102,12 @@ def zones_here(*args: str, cwd: Path, capsys: pytest.CaptureFixture[str],
     return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
 
 
+def read_png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return np.asarray(image)
+
+
 def folder_hash(folder: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
@@ -165,7 +171,8 @@ def write_gk_shapefile(path: Path, parcels: list[tuple[str, str, list[tuple[floa
 
 def test_import_shapefile_in_gauss_kruger(site: Path) -> None:
     shp = site / "parcels.shp"
-    write_gk_shapefile(shp, [("C1401", "北坡矿区", box(150, -30, 260, 30)), ("C1402", "南沟矿区", box(300, -200, 400, -100))])
+    write_gk_shapefile(shp, [("C1401", "北坡矿区", box(150, -30, 260, 30)),
+                             ("C1402", "南沟矿区", box(300, -200, 400, -100))])
     res = zones("import", str(shp), "--crs", GK, "--kind", "closed_mine", "--id-field", "KQBH", "--name-field", "KQMC",
                 "--id-prefix", "kl-", "--set", "township=城关镇", cwd=site)
     assert res.returncode == 0, res.stderr
@@ -194,7 +201,7 @@ def test_import_shapefile_in_gauss_kruger(site: Path) -> None:
 
 
 def test_import_with_bad_features_writes_nothing(site: Path) -> None:
-    doc = {"type": "FeatureCollection", "features": [
+    doc: dict[str, Any] = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"id": "ok", "name": "fine"},
          "geometry": {"type": "Polygon", "coordinates": [ring_lonlat(box(100, 0, 200, 100))]}},
         {"type": "Feature", "properties": {"id": "pt"}, "geometry": {"type": "Point", "coordinates": [111.6, 38.7]}},
@@ -349,7 +356,7 @@ def test_preview_frame_file_and_map(site: Path, capsys: pytest.CaptureFixture[st
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["zones"] == ["pit"] and info["image_wh"] == [640, 360]
-    image = cv2.imread(str(site / "p.png"))
+    image = read_png(site / "p.png")
     # the pit spans 60..120 m ahead: 100 m ahead lies on the centre column at this row (flat-ground pinhole)
     f = 320 / math.tan(math.radians(30))
     y = round(180 + f * math.tan(math.atan2(25, 70) - math.radians(8)))
@@ -358,7 +365,7 @@ def test_preview_frame_file_and_map(site: Path, capsys: pytest.CaptureFixture[st
     assert tuple(image[y_beyond, 320]) == (90, 90, 90)  # 160 m ahead: beyond the pit
     res = zones("preview", "--map", "--out", str(site / "m.png"), cwd=site)
     assert res.returncode == 0, res.stderr
-    assert cv2.imread(str(site / "m.png")).shape == (1200, 1200, 3)
+    assert read_png(site / "m.png").shape == (1200, 1200, 3)
     for args, message in [
         (("preview", "t9", "--blank"), "cameras: expected a camera id (t1), found t9"),
         (("preview", "t1", "--preset", "east"), "expected a preset of camera t1 (none: a fixed camera), found east"),
@@ -376,7 +383,7 @@ def test_preview_grabs_a_live_frame_over_rtsp(site: Path, rtsp_server: Any) -> N
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["image_wh"] == [320, 240]
-    assert cv2.imread(str(site / "preview-t1.png")).shape == (240, 320, 3)
+    assert read_png(site / "preview-t1.png").shape == (240, 320, 3)
 
 
 # --------------------------------------------------------------------------------------------- test

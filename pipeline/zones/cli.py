@@ -756,14 +756,13 @@ def cmd_set(ctx: Context, args: argparse.Namespace) -> int:
     if new_id != args.id and ws.locate(new_id) is not None:
         raise UserError(f"{path}: {args.id}", "id", "an id no other zone has", new_id)
     feat["properties"] = props
-    if new_id != args.id:
-        # a one-zone file named after its id follows the new id
-        if len(ws.docs[path]["features"]) == 1 and path.name == zone_filename(args.id):
-            new_path = ws.folder / zone_filename(new_id)
-            ws.docs[new_path] = ws.docs.pop(path)
-            ws.changed.discard(path)
-            ws.changed.add(new_path)
-            ws.removed.add(path)
+    # a one-zone file named after its id follows the new id
+    if new_id != args.id and len(ws.docs[path]["features"]) == 1 and path.name == zone_filename(args.id):
+        new_path = ws.folder / zone_filename(new_id)
+        ws.docs[new_path] = ws.docs.pop(path)
+        ws.changed.discard(path)
+        ws.changed.add(new_path)
+        ws.removed.add(path)
     done = ws.commit()
     if ctx.as_json:
         print_json({"zone": new_id, "changed": changes, "properties": props, "done": done})
