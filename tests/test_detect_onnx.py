@@ -162,6 +162,19 @@ def test_class_map_renames_drops_and_thresholds(tmp_path: Path) -> None:
     assert OnnxDetector(cfg(path)).detect([bright])[0].class_names() == []  # names not in the map: dropped
 
 
+def test_classes_mapped_to_one_class_suppress_each_other(tmp_path: Path) -> None:
+    head = np.zeros((6, 2), np.float32)
+    head[:, 0] = [32, 32, 16, 16, 0.9, 0.0]  # a "bus" (class 0; + brightness 0 on a black image)
+    head[:, 1] = [33, 32, 16, 16, 0.0, 0.8]  # a "truck" at nearly the same place
+    path = make_model(tmp_path / "m.onnx", head=head, names={0: "bus", 1: "truck"})
+    black = np.zeros((SIZE, SIZE, 3), np.uint8)
+    both = OnnxDetector(cfg(path, class_map={"bus": "truck", "truck": "truck"})).detect([black])[0]
+    np.testing.assert_allclose(both.score, [0.9])  # one truck, not two boxes on one vehicle
+    assert both.class_names() == ["truck"]
+    apart = OnnxDetector(cfg(path, class_map={"bus": "excavator", "truck": "truck"})).detect([black])[0]
+    assert sorted(apart.class_names()) == ["excavator", "truck"]
+
+
 def test_detect_rejects_non_bgr_images(tmp_path: Path) -> None:
     det = OnnxDetector(cfg(make_model(tmp_path / "m.onnx", names=NAMES)))
     assert det.detect([]) == []

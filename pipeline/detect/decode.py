@@ -81,12 +81,15 @@ def decode_yolo(
     iou_threshold: float,
     max_det: int = 300,
     max_candidates: int = 3000,
+    nms_group: NDArray[np.int32] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.int32]]:
     """One image's head output ``(4 + nc, anchors)`` → ``(xyxy (N, 4), score (N,), class_id (N,))``.
 
     Boxes are in network-input pixels, class ids are the model's. ``score_threshold`` is per model
     class ``(nc,)``; ``inf`` drops a class before NMS. Each anchor votes for its best class only.
     ``max_candidates`` bounds the NMS matrix (the best-scoring boxes are kept first).
+    ``nms_group`` ``(nc,)`` lets several model classes suppress each other (e.g. COCO's bus and truck,
+    both mapped to minewatch's truck); by default each class is its own group.
     """
     nc = head.shape[0] - 4
     if score_threshold.shape != (nc,):
@@ -103,5 +106,6 @@ def decode_yolo(
         top = np.argpartition(-score, max_candidates)[:max_candidates]
         xywh, score, class_id = xywh[top], score[top], class_id[top]
     xyxy = xywh_to_xyxy(xywh)
-    keep = nms(xyxy, score, class_id, iou_threshold)[:max_det]
+    group = class_id if nms_group is None else nms_group[class_id]
+    keep = nms(xyxy, score, group, iou_threshold)[:max_det]
     return xyxy[keep], score[keep].astype(np.float32), class_id[keep]

@@ -230,7 +230,7 @@ class OnnxDetector:
         heads = self._run(to_blob(canvases))
         results: list[Detections] = []
         for head, lb in zip(heads, boxes, strict=True):
-            xyxy, score, model_cls = decode_yolo(head, thresholds, self.cfg.iou_threshold)
+            xyxy, score, model_cls = decode_yolo(head, thresholds, self.cfg.iou_threshold, nms_group=self._to_ours)
             xyxy = lb.to_image(xyxy)
             # drop boxes collapsed by clipping (entirely in the padding)
             ok = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
