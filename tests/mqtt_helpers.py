@@ -89,7 +89,8 @@ class Subscriber:
     """Records every message on ``topic``. ``persistent`` uses an MQTT 5 session that outlives disconnects."""
 
     def __init__(self, port: int, topic: str = "#", *, persistent: bool = True, tls_ca: Path | None = None,
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None,
+                 tls_cert: tuple[Path, Path] | None = None) -> None:
         self.topic = topic
         self.messages: list[Received] = []
         self.lock = threading.Lock()
@@ -98,7 +99,8 @@ class Subscriber:
                                   protocol=MQTTProtocolVersion.MQTTv5)
         self.client.reconnect_delay_set(1, 2)
         if tls_ca is not None:
-            self.client.tls_set(ca_certs=str(tls_ca))
+            self.client.tls_set(ca_certs=str(tls_ca), certfile=str(tls_cert[0]) if tls_cert else None,
+                                keyfile=str(tls_cert[1]) if tls_cert else None)
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect

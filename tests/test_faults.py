@@ -226,34 +226,48 @@ def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
     return folder / f"{name}.crt", folder / f"{name}.key"
 
 
+def make_cert(pki: Path, name: str, cn: str, ext: str) -> None:
+    """A key and a certificate signed by ``pki/ca.crt``."""
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key",
+             "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=pki)
+    (pki / f"{name}.cnf").write_text(ext)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-out", f"{name}.crt", "-extfile", f"{name}.cnf", cwd=pki)
+
+
 @pytest.fixture
-def tls_broker(tmp_path: Path) -> Iterator[Broker]:
+def tls_broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Broker]:
+    """Mosquitto with TLS (test CA, SAN IP:127.0.0.1) and a password file; ``mutual`` (indirect param) also
+    requires a client certificate."""
+    mutual = bool(getattr(request, "param", False))
     if not shutil.which("openssl") or not shutil.which("mosquitto_passwd"):
         pytest.fail("needs openssl and mosquitto_passwd: run `bash scripts/setup.sh --dev`")
     pki = tmp_path / "pki"
     make_ca(pki, "ca")
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key",
-             "-out", "server.csr", "-subj", "/CN=127.0.0.1", cwd=pki)
-    (pki / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nkeyUsage=critical,digitalSignature\n"
-                                 "extendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-             "-days", "2", "-out", "server.crt", "-extfile", "ext.cnf", cwd=pki)
+    make_cert(pki, "server", "127.0.0.1", "subjectAltName=IP:127.0.0.1\nkeyUsage=critical,digitalSignature\n"
+              "extendedKeyUsage=serverAuth\n")
+    make_cert(pki, "client", "edge-t", "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pki / "passwd"), "edge", PASSWORD], check=True,
                    capture_output=True)
     (pki / "passwd").chmod(0o600)
     extra = (f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
              f"password_file {pki / 'passwd'}\nallow_anonymous false\n")
+    if mutual:
+        extra += "require_certificate true\n"
     b = Broker(tmp_path / "broker", extra_conf=extra).start()
     yield b
     b.stop()
 
 
 def tls_config(tmp_path: Path, broker: Broker, password: str, monkeypatch: pytest.MonkeyPatch,
-               ca: Path | None = None) -> Config:
+               ca: Path | None = None, client_cert: bool = False) -> Config:
     monkeypatch.setenv("MW_TEST_MQTT_PASSWORD", password)
+    pki = tmp_path / "pki"
+    tls: dict[str, str] = {"ca_file": str(ca or pki / "ca.crt")}
+    if client_cert:
+        tls.update(cert_file=str(pki / "client.crt"), key_file=str(pki / "client.key"))
     return make_config(tmp_path, broker.port, mqtt_extra={
-        "username": "edge", "password_env": "MW_TEST_MQTT_PASSWORD",
-        "tls": {"ca_file": str(ca or tmp_path / "pki" / "ca.crt")}})
+        "username": "edge", "password_env": "MW_TEST_MQTT_PASSWORD", "tls": tls})
 
 
 def no_secret_in(records: list[logging.LogRecord], secret: str) -> None:
@@ -262,12 +276,17 @@ def no_secret_in(records: list[logging.LogRecord], secret: str) -> None:
         assert secret not in record.getMessage() and secret not in str(record.exc_text or "")
 
 
+@pytest.mark.parametrize("tls_broker", [False, True], ids=["server-tls", "mutual-tls"], indirect=True)
 def test_tls_with_username_and_password_delivers(tls_broker: Broker, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
-    config = tls_config(tmp_path, tls_broker, PASSWORD, monkeypatch)
-    sub = Subscriber(tls_broker.port, "minewatch/edge-t/events", persistent=False, tls_ca=tmp_path / "pki" / "ca.crt",
-                     username="edge", password=PASSWORD)
+                                                 caplog: pytest.LogCaptureFixture,
+                                                 request: pytest.FixtureRequest) -> None:
+    mutual = "mutual" in request.node.name
+    config = tls_config(tmp_path, tls_broker, PASSWORD, monkeypatch, client_cert=mutual)
+    pki = tmp_path / "pki"
+    sub = Subscriber(tls_broker.port, "minewatch/edge-t/events", persistent=False, tls_ca=pki / "ca.crt",
+                     username="edge", password=PASSWORD,
+                     tls_cert=(pki / "client.crt", pki / "client.key") if mutual else None)
     outbox = Outbox(config.alerts.outbox_path)
     sink = AlertSink(config, outbox)
     with caplog.at_level(logging.DEBUG):
@@ -287,9 +306,14 @@ def test_tls_with_username_and_password_delivers(tls_broker: Broker, tmp_path: P
     no_secret_in(caplog.records, PASSWORD)
 
 
-@pytest.mark.parametrize("fault", ["wrong-password", "unknown-ca"])
+@pytest.mark.parametrize(("tls_broker", "fault", "says"), [
+    (False, "wrong-password", "refused the connection: Not authorized (check mqtt.username and the password from"
+                              " $MW_TEST_MQTT_PASSWORD)"),
+    (False, "unknown-ca", "certificate verify failed"),
+    (True, "no-client-cert", "during login"),
+], indirect=["tls_broker"])
 def test_refused_connection_is_one_line_naming_the_broker(tls_broker: Broker, tmp_path: Path, fault: str,
-                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          says: str, monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     ca = make_ca(tmp_path / "other", "rogue")[0] if fault == "unknown-ca" else None
     secret = "not-" + PASSWORD if fault == "wrong-password" else PASSWORD
@@ -306,8 +330,7 @@ def test_refused_connection_is_one_line_naming_the_broker(tls_broker: Broker, tm
     assert len(bad) == 1, [r.getMessage() for r in bad]  # one line, however many attempts
     line = bad[0].getMessage()
     assert f"mqtts://edge@127.0.0.1:{tls_broker.port}" in line and "\n" not in line and bad[0].exc_info is None
-    assert ("refused" in line and "MW_TEST_MQTT_PASSWORD" in line) if fault == "wrong-password" else (
-        "certificate verify failed" in line)
+    assert says in line
     no_secret_in(caplog.records, secret)
 
 

@@ -264,6 +264,8 @@ class Relay:
 
     def _serve(self) -> None:
         """Run the network loop of one connection until it drops or we stop."""
+        connects, failures = self.stats["connects"], self.stats["connect_failures"]
+        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         try:
             while True:
                 rc = self.client.loop(_LOOP_TIMEOUT_S)
@@ -272,15 +274,22 @@ class Relay:
                     break
                 if self._stop.is_set():
                     self._goodbye()
-                    break
+                    return
                 if self._connected.is_set():
                     self._publish_statuses()
                     self._feed()
         except (OSError, ssl.SSLError) as exc:
-            if self._connected.is_set():
+            if self.stats["connects"] > connects:
                 log.warning("MQTT connection to %s failed: %s", self.broker, _short(exc))
+            else:  # e.g. TLS: the broker wants a client certificate
+                self._error(f"MQTT broker {self.broker} dropped the connection during login: {_short(exc)}")
+            return
         finally:
             self._connected.clear()
+        if self.stats["connects"] == connects and self.stats["connect_failures"] == failures:
+            log.debug("connection closed during login: %s", mqtt.error_string(rc))
+            self._error(f"MQTT broker {self.broker} closed the connection during login (does it want a TLS"
+                        " client certificate (mqtt.tls.cert_file), or another protocol (mqtt.protocol)?)")
 
     def _goodbye(self) -> None:
         """Clean stop: say ``offline`` (the will is not sent on a clean disconnect), then disconnect."""
