@@ -278,6 +278,25 @@ def test_dwell_time_delays_new() -> None:
     assert new.type == "new" and new.zone is not None and new.zone.id == "slow"
 
 
+def test_dwell_time_runs_on_while_the_patrol_looks_elsewhere() -> None:
+    run = Run(manager())
+    slow = Obj(600, (1000.0, -1000.0))  # zone "slow": min_dwell_s 10
+    run.repeat(8, [slow])  # 3.5 s in the zone
+    run.repeat(40, pose=WEST)  # 20 s looking west
+    [new] = run.step([slow])  # back: seen 24 s after the first sighting, the dwell time is over
+    assert new.type == "new" and new.t_first == run.t
+
+
+def test_dwell_time_restarts_after_end_after_s_in_view_without_it() -> None:
+    run = Run(manager())
+    slow = Obj(600, (1000.0, -1000.0))
+    run.repeat(8, [slow])
+    run.repeat(40)  # 20 s looking at the zone, nothing there: the machine left
+    run.repeat(19, [slow])  # it is back: 9 s of a fresh dwell
+    assert run.events == []
+    assert [e.type for e in run.repeat(2, [slow])] == ["new"]
+
+
 def test_one_event_per_site() -> None:
     """Two machines 20 m apart are one site; one 270 m away is another."""
     run = Run(manager())

@@ -92,10 +92,16 @@ class OpenEvent:
 
 @dataclass
 class _Pending:
-    """A (track, rule, zone) that has met the rule but not yet for the zone's dwell time."""
+    """A (track, rule, zone) that has met the rule but not yet for the zone's dwell time.
+
+    Like an event, it is forgotten only after ``end_after_s`` in which its preset looked without seeing it
+    meet the rule: dwell time runs on while a patrol looks elsewhere.
+    """
 
     t_first: float
     t_last: float
+    preset: str | None
+    unseen_s: float = 0.0
 
 
 class EventManager:
@@ -186,7 +192,7 @@ class EventManager:
             elif event.messages and event.t_last < t and self._can_see(event, frame):
                 event.unseen_visible_s += dt
         out.extend(self._end_due(t))
-        self._forget_pending(t)
+        self._forget_pending(frame, t, dt)
         return out
 
     def tick(self, now_s: float) -> list[AlertEvent]:
@@ -249,9 +255,10 @@ class EventManager:
             return False
         key = (s.track.track_id, *s.hit.key)
         pending = self._pending.get(key)
-        if pending is None or t - pending.t_last > self.alerts_cfg.end_after_s:
-            pending = self._pending[key] = _Pending(t, t)
+        if pending is None:
+            pending = self._pending[key] = _Pending(t, t, s.track.preset)
         pending.t_last = t
+        pending.unseen_s = 0.0
         dwell = s.hit.zone.min_dwell_s if s.hit.zone is not None else 0.0
         return s.track.confirmed and t - pending.t_first >= dwell
 
@@ -356,8 +363,13 @@ class EventManager:
         self.events = keep
         return ended
 
-    def _forget_pending(self, t: float) -> None:
-        stale = [k for k, p in self._pending.items() if t - p.t_last > self.alerts_cfg.end_after_s]
+    def _forget_pending(self, frame: Frame, t: float, dt: float) -> None:
+        stale: list[tuple[int, str, str | None]] = []
+        for key, pending in self._pending.items():
+            if pending.t_last < t and pending.preset == frame.pose.preset:
+                pending.unseen_s += dt
+            if pending.unseen_s >= self.alerts_cfg.end_after_s or t - pending.t_last >= self.cfg.max_unseen_s:
+                stale.append(key)
         for key in stale:
             del self._pending[key]
 
