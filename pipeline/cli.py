@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("pipeline.train.cli:cli_main", "fine-tune a detector on YOLO-labelled folders (needs [train])"),
     "console": ("pipeline.console.cli:cli_main", "run the control-room console"),
     "doctor": ("pipeline.doctor:cli_main", "check the environment and say what to fix"),
+    "alerts": ("pipeline.alerts.relay:cli_main", "outbox status, or deliver what waits in it (drain)"),
 }
 
 
