@@ -237,3 +237,28 @@ def test_missing_model_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "detector.model_path: expected an existing ONNX model file" in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.shared
+def test_yolo_folder_labels_plan_like_json(shared_data: Path, tmp_path: Path) -> None:
+    """Per-frame YOLO files written from a clip's JSON labels give the same boxes for every frame."""
+    from pipeline.eval.footage import plan_clips
+
+    data = json.loads((shared_data / "clips" / f"{CLIP}.labels.json").read_text())
+    folder = tmp_path / "labels" / CLIP
+    folder.mkdir(parents=True)
+    (folder / "classes.txt").write_text("\n".join(data["classes"]) + "\n")
+    for frame in data["frames"]:
+        lines = [f"{data['classes'].index(b['cls'])} " + " ".join(f"{v:.9f}" for v in b["cxcywh_norm"])
+                 for b in frame["boxes"]]
+        (folder / f"{CLIP}_{frame['index']:06d}.txt").write_text("\n".join(lines) + "\n")
+    config = load_config(write_config(tmp_path, shared_data))
+    (from_yolo,) = plan_clips(config, shared_data / "clips", tmp_path / "labels", only=[CLIP])
+    (from_json,) = plan_clips(config, shared_data / "clips", shared_data / "clips", only=[CLIP])
+    assert from_yolo.fps == from_json.fps == 5.0  # YOLO labels carry no rate: the video's is used
+    assert from_yolo.n_frames == from_json.n_frames == len(data["frames"])
+    assert from_yolo.camera.id == CLIP and from_yolo.camera.realtime is False
+    for index in range(from_json.n_frames):
+        a, b = from_yolo.labels.at(index), from_json.labels.at(index)
+        np.testing.assert_allclose(a.cxcywh_norm, b.cxcywh_norm, atol=1e-8)
+        np.testing.assert_array_equal(a.class_id, b.class_id)

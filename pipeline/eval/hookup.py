@@ -10,7 +10,7 @@ score floor (``SCORE_FLOOR``, as Ultralytics' ``val`` uses 0.001) and :func:`at_
 per class, the boxes at or above the configured ``detector.score_threshold`` before they reach the
 Analyzer. With greedy per-class NMS this yields exactly the boxes the daemon's detector returns at the
 configured thresholds (a box above its threshold can only be suppressed by a better one, which is above it
-too); ``tests/test_eval_hookup.py`` checks that on real frames.
+too); ``tests/test_eval_cli.py::test_operating_point_equals_the_daemons_detector`` checks that on real frames.
 """
 
 from __future__ import annotations
