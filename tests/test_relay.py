@@ -156,3 +156,33 @@ def test_unreachable_broker_is_one_log_line_without_traceback(tmp_path: Path,
     assert len(errors) == 1, [r.getMessage() for r in errors]
     assert f"mqtt://127.0.0.1:{config.mqtt.port}" in errors[0].getMessage()
     assert errors[0].exc_info is None and "\n" not in errors[0].getMessage()
+
+
+def test_cli_status_and_drain(broker: Broker, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.mqtt_helpers import ROOT, write_config
+
+    from pipeline.config import load_config
+
+    path = write_config(tmp_path, broker.port)
+    config = load_config(path)
+    outbox = Outbox(config.alerts.outbox_path)
+    AlertSink(config, outbox).submit(make_event("cli-1", frame=make_frame()))
+    outbox.close()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pipeline.cli", "alerts", *args, "--config", str(path)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    status = cli("status")
+    assert status.returncode == 0 and "pending            2" in status.stdout, status.stdout
+    sub = Subscriber(broker.port, "minewatch/edge-t/events", persistent=False)
+    try:
+        drain = cli("drain", "--timeout-s", "10")
+        assert drain.returncode == 0 and "drained: 0 message(s) left" in drain.stdout, drain.stderr
+        assert sub.wait(lambda s: [e["alert_id"] for e in s.events()] == ["cli-1"], 5)
+    finally:
+        sub.close()
+    assert "acked              2" in cli("status").stdout

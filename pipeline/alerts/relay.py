@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sqlite3
 import ssl
 import sys
 import threading
@@ -253,7 +254,14 @@ class Relay:
                 self._error(f"MQTT broker {self.broker} unreachable: {_short(exc)} (retrying, at most every"
                             f" {self.cfg.reconnect_max_s:g} s)")
             else:
-                self._serve()
+                try:
+                    self._serve()
+                except sqlite3.Error as exc:  # disk full, I/O error: rows stay, try again after the backoff
+                    self._connected.clear()
+                    log.error("outbox error while relaying to %s (%s): retrying", self.broker, _short(exc))
+                except Exception:  # a bug: say where, keep the relay alive
+                    self._connected.clear()
+                    log.exception("unexpected error in the MQTT relay; reconnecting")
                 if self._stop.is_set():
                     break
                 if self.stats["connects"] and self._errors_in_row == 0:
