@@ -619,6 +619,15 @@ def write_files(folder: Path, texts: Mapping[str, str], remove: Iterable[str] = 
 # --------------------------------------------------------------------------------------------- KML out
 
 
+#: outline colour of each zone kind in exported KML (RRGGBB; the same as the previews).
+KML_KIND_RGB: dict[str, str] = {
+    "closed_mine": "e62828",
+    "illegal_site": "ff8c00",
+    "licensed_area": "28be3c",
+    "fire_watch": "c83cc8",
+}
+
+
 def _kml_coords(ring: list[list[float]]) -> str:
     return " ".join(f"{_number(float(x))},{_number(float(y))},0" for x, y in ring)
 
@@ -633,12 +642,20 @@ def kml_text(features: list[dict[str, Any]], document_name: str = "minewatch zon
         "<Document>",
         f"  <name>{escape(document_name)}</name>",
     ]
+    for kind, rgb in KML_KIND_RGB.items():
+        bgr = rgb[4:6] + rgb[2:4] + rgb[0:2]
+        lines.append(
+            f'  <Style id="{kind}"><LineStyle><color>ff{bgr}</color><width>2</width></LineStyle>'
+            f"<PolyStyle><color>59{bgr}</color></PolyStyle></Style>"
+        )
     for feat in features:
         props = feat["properties"]
         geom = feat["geometry"]
         polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
         lines.append(f"  <Placemark id={quoteattr(str(props.get('id', '')))}>")
         lines.append(f"    <name>{escape(str(props.get('name') or props.get('id', '')))}</name>")
+        if props.get("kind") in KML_KIND_RGB:
+            lines.append(f"    <styleUrl>#{props['kind']}</styleUrl>")
         lines.append("    <ExtendedData>")
         for key, value in props.items():
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
