@@ -240,6 +240,27 @@ def test_other_presets_count_only_when_they_see_the_site(pose: Pose, ends: bool)
     assert ("end" in run.types()) is ends
 
 
+@pytest.mark.parametrize("sees", [True, False])
+def test_view_test_hook_decides_for_other_presets(sees: bool) -> None:
+    asked: list[tuple[str | None, float]] = []
+
+    def hook(frame: Frame, fix: GroundFix) -> bool:
+        asked.append((frame.pose.preset, fix.range_m))
+        return sees
+
+    mgr = manager()
+    mgr.sees = hook
+    run = Run(mgr)
+    run.repeat(5, [IN_MINE])
+    run.repeat(60, pose=Pose(90.0, -2.0, 60.0, preset="east-zoomed"))
+    assert ("end" in run.types()) is sees
+    assert asked and asked[0][0] == "east-zoomed" and asked[0][1] == pytest.approx(1000.0)
+    if not sees:
+        asked.clear()
+        run.repeat(41)  # back on the event's own preset, nothing there: no need to ask, and it ends
+        assert asked == [] and run.types()[-1] == "end"
+
+
 def test_tick_ends_after_max_unseen_whatever_the_camera_did() -> None:
     mgr = manager(max_unseen_s=600)
     run = Run(mgr)

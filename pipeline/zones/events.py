@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -117,6 +117,7 @@ class EventManager:
         zones: Sequence[Zone],
         alerts_cfg: AlertsConfig | None = None,
         rules_cfg: ZonesConfig | None = None,
+        sees: Callable[[Frame, GroundFix], bool] | None = None,
     ) -> None:
         self.camera = camera
         self.alerts_cfg = alerts_cfg or AlertsConfig.model_validate({})
@@ -130,6 +131,9 @@ class EventManager:
         # A gap between analysed frames longer than this is not counted as "looked but did not see" time:
         # the camera stalled or the box was busy, it did not look.
         self.max_frame_gap_s = max(3.0 / camera.analysis_fps, 1.0)
+        #: Optional exact view test for a located site in another preset's frame (e.g. the camera model's
+        #: ``project`` landing inside the image); None uses bearing and elevation angle against the pose's fov.
+        self.sees = sees
 
     # ------------------------------------------------------------------------------------------- public
 
@@ -340,6 +344,8 @@ class EventManager:
         fix = event.fix
         if fix is None or fix.range_m <= 0:
             return True
+        if self.sees is not None:
+            return self.sees(frame, fix)
         w, h = frame.wh
         vfov_deg = math.degrees(2.0 * math.atan(math.tan(math.radians(pose.hfov_deg) / 2.0) * h / max(w, 1)))
         eye_m = self.camera.ground_elevation_m + self.camera.mast_height_m
