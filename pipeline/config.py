@@ -153,6 +153,13 @@ class OnvifConfig(Strict):
         -90.0, ge=-180, le=180, description="Camera tilt (degrees, up positive) at ONVIF generic-space y = −1."
     )
     tilt_deg_at_plus1: float = Field(90.0, ge=-180, le=180, description="Camera tilt (degrees) at y = +1.")
+    blind_move_s: float = Field(
+        5.0,
+        ge=0,
+        le=120,
+        description="For cameras whose GetStatus fails: a move is taken to last this long. Too low: frames"
+        " taken while still moving are analysed with the new pose; too high: watching time lost per preset.",
+    )
 
     @model_validator(mode="after")
     def _one_password_source(self) -> OnvifConfig:

@@ -2,15 +2,17 @@
 
 ``GotoPreset`` when the preset names a camera preset token, else ``AbsoluteMove`` in the generic
 pan/tilt space (−1…1), converted from the preset's azimuth/tilt with the camera's calibration in
-``onvif:`` (``pan_zero_azimuth_deg`` and the pan/tilt degrees at −1 and +1). ``GetStatus`` tells when the
-move has ended (``MoveStatus`` IDLE; cameras that do not report it are taken as idle once their
-position stops changing). The client is asynchronous; the driver owns one event loop and runs it on the
-patrol thread only, so nothing else waits on the camera.
+``onvif:`` (``pan_zero_azimuth_deg`` and the pan/tilt degrees at −1 and +1). ``GetStatus`` tells when
+the move has ended: ``MoveStatus`` IDLE; cameras that do not report it are taken as idle once their
+position stops changing; cameras whose GetStatus fails are taken as moving for ``blind_move_s``.
+The client is asynchronous; the driver owns one event loop and runs it on the patrol thread only, so
+nothing else waits on the camera.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from pipeline.config import CameraConfig, OnvifConfig, PresetConfig
@@ -60,6 +62,8 @@ class OnvifDriver:
         self._ptz: Any = None
         self._profile: str | None = self.cfg.profile_token
         self._last_xy: tuple[float, float] | None = None
+        self._moved_at = 0.0
+        self.status_broken = False  # GetStatus failed: moves are timed with blind_move_s
 
     def _run(self, coro: Any) -> Any:
         if self._loop is None:
@@ -69,7 +73,10 @@ class OnvifDriver:
     async def _connect(self) -> None:
         from onvif import ONVIFCamera
 
+        if self._camera is not None:  # a half-made earlier connection: release its HTTP sessions
+            await self._camera.close()
         camera = ONVIFCamera(self.cfg.host, self.cfg.port, self.cfg.username, self._password)
+        self._camera = camera
         await camera.update_xaddrs()
         self._ptz = await camera.create_ptz_service()
         if self._profile is None:
@@ -78,7 +85,6 @@ class OnvifDriver:
             if not profiles:
                 raise ConnectionError("the camera reports no media profile")
             self._profile = profiles[0].token
-        self._camera = camera
         self.log.info("ONVIF connected to %s:%d, profile %s", self.cfg.host, self.cfg.port, self._profile)
 
     def _ensure(self) -> None:
@@ -89,6 +95,7 @@ class OnvifDriver:
         try:
             self._ensure()
             self._last_xy = None
+            self._moved_at = time.monotonic()
             if preset.onvif_preset_token:
                 self._run(self._ptz.GotoPreset({"ProfileToken": self._profile,
                                                 "PresetToken": preset.onvif_preset_token}))
@@ -103,7 +110,14 @@ class OnvifDriver:
             raise
 
     def is_moving(self) -> bool:
-        status = self._run(self._ptz.GetStatus({"ProfileToken": self._profile}))
+        try:
+            status = self._run(self._ptz.GetStatus({"ProfileToken": self._profile}))
+        except Exception as exc:  # unreachable now, or a firmware whose GetStatus answer does not parse
+            if not self.status_broken:
+                self.log.warning("GetStatus failed (%s); timing moves with blind_move_s = %.1f s",
+                                 str(exc)[:200], self.cfg.blind_move_s)
+            self.status_broken = True
+            return time.monotonic() - self._moved_at < self.cfg.blind_move_s
         move = getattr(status, "MoveStatus", None)
         states = [str(getattr(move, part, "") or "").upper() for part in ("PanTilt", "Zoom")] if move else []
         if any(s == "MOVING" for s in states):
