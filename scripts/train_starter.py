@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.train.card import CardData, write_card  # noqa: E402
 from pipeline.train.dataset import Item, Source, collect, write_dataset  # noqa: E402
-from pipeline.train.trainer import TOWER_AUGMENT, export_onnx, offline_env, train  # noqa: E402
+from pipeline.train.trainer import TOWER_AUGMENT, export_onnx, offline_env, resume, train  # noqa: E402
 
 DATA_ROWS = [
     {
@@ -78,6 +78,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fp16", action="store_true", help="also write an fp16 copy (GPU providers)")
     ap.add_argument("--no-export", action="store_true", help="train and validate only (size comparisons)")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="continue this interrupted run's last.pt, its schedule set to --epochs in all")
+    ap.add_argument("--previous-s", type=float, default=0.0,
+                    help="with --resume: training seconds spent before the interruption (for the card)")
     args = ap.parse_args()
 
     work: Path = args.work.resolve()
@@ -97,8 +101,12 @@ def main() -> int:
     print(f"val groups ({info.groups_val}): {[g for g in info.val_groups if 'video:' in g]} + image groups")
 
     name = f"starter_{args.imgsz}_{args.epochs}e"
-    result = train(info.yaml_path, weights, work / "runs", args.epochs, args.imgsz, batch=args.batch,
-                   seed=args.seed, name=name)
+    if args.resume is not None:
+        result = resume(args.resume, args.epochs, info.yaml_path, args.imgsz, batch=args.batch)
+        result.seconds += args.previous_s
+    else:
+        result = train(info.yaml_path, weights, work / "runs", args.epochs, args.imgsz, batch=args.batch,
+                       seed=args.seed, name=name)
     record = {
         "imgsz": args.imgsz, "epochs": args.epochs, "train_s": result.seconds, "per_class": result.per_class,
         "summary": result.summary, "best": str(result.best_pt), "pseudo_added": added,

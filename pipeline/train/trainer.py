@@ -119,6 +119,31 @@ def train(
     return TrainResult(best, run_dir, seconds, epochs, imgsz, per_class, summary)
 
 
+def resume(last_pt: Path, epochs: int, data_yaml: Path, imgsz: int, batch: int = 16) -> TrainResult:
+    """Continue an interrupted run from its ``last.pt``, with its schedule set to ``epochs`` in all.
+
+    Shortening the schedule (e.g. when the CPU turned out slower than planned) makes the learning rate
+    decay and mosaic close over the remaining epochs; the card must say so.
+    """
+    offline_env()
+    import torch
+    from ultralytics import YOLO
+
+    ckpt = torch.load(str(last_pt), map_location="cpu", weights_only=False)
+    if ckpt.get("epoch", -1) < 0:
+        raise UserError(str(last_pt), "--resume", "the last.pt of an unfinished run", "a finished checkpoint")
+    ckpt["train_args"]["epochs"] = epochs
+    torch.save(ckpt, str(last_pt))
+    t0 = time.monotonic()
+    model = YOLO(str(last_pt))
+    model.train(resume=True)
+    seconds = time.monotonic() - t0
+    run_dir = last_pt.parent.parent
+    best = run_dir / "weights" / "best.pt"
+    per_class, summary = validate(best, data_yaml, imgsz, batch=batch, project=run_dir)
+    return TrainResult(best, run_dir, seconds, epochs, imgsz, per_class, summary)
+
+
 def validate(
     weights: Path, data_yaml: Path, imgsz: int, batch: int = 16, project: Path | None = None
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
