@@ -325,3 +325,4 @@ def test_zone_is_frozen(tmp_path: Path) -> None:
     assert isinstance(zone, Zone)
     with pytest.raises(AttributeError):
         zone.kind = "fire_watch"  # type: ignore[misc]
+    assert {zone: 1}[zone] == 1  # hashable: a dict key

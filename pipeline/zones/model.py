@@ -132,9 +132,12 @@ class Schedule:
         return any(w.contains(now) for w in self.windows)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Zone:
-    """One geofence. ``polygon`` is a shapely (Multi)Polygon in WGS84 ``(lon, lat)``."""
+    """One geofence. ``polygon`` is a shapely (Multi)Polygon in WGS84 ``(lon, lat)``.
+
+    Compared and hashed by identity (usable as a dict key); zones are named by ``id``.
+    """
 
     id: str
     name: str
