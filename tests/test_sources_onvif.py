@@ -37,7 +37,7 @@ class VirtualOnvifCamera:
         self.ptz = PTZController()
         self.onvif = ONVIFService(cfg, self.ptz)
         self.config = cfg
-        IPCameraHTTPHandler.camera = self  # type: ignore[assignment]
+        IPCameraHTTPHandler.camera = self
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), IPCameraHTTPHandler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
