@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from pipeline.alerts import AlertSink, Outbox, Relay, broker_name
-from pipeline.config import MqttConfig
+from pipeline.config import MqttConfig, load_config
 from tests.conftest import Broker, free_port
-from tests.mqtt_helpers import Subscriber, make_config, make_event, make_frame
+from tests.mqtt_helpers import ROOT, Publisher, Subscriber, make_config, make_event, make_frame, write_config
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
 
@@ -105,8 +107,6 @@ def test_status_is_retained_per_camera_and_availability_goes_offline(broker: Bro
 
 
 def test_last_will_says_offline_when_the_publisher_dies(broker: Broker, tmp_path: Path) -> None:
-    from tests.mqtt_helpers import Publisher, write_config
-
     path = write_config(tmp_path, broker.port, mqtt_extra={"keepalive_s": 5})
     pub = Publisher(path, count=0, prefix="w", log_path=tmp_path / "pub.log")
     sub = Subscriber(broker.port, "minewatch/edge-t/available", persistent=False)
@@ -159,13 +159,6 @@ def test_unreachable_broker_is_one_log_line_without_traceback(tmp_path: Path,
 
 
 def test_cli_status_and_drain(broker: Broker, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from tests.mqtt_helpers import ROOT, write_config
-
-    from pipeline.config import load_config
-
     path = write_config(tmp_path, broker.port)
     config = load_config(path)
     outbox = Outbox(config.alerts.outbox_path)
