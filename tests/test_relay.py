@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -15,7 +16,16 @@ import pytest
 from pipeline.alerts import AlertSink, Outbox, Relay, broker_name
 from pipeline.config import MqttConfig, load_config
 from tests.conftest import Broker, free_port
-from tests.mqtt_helpers import ROOT, Publisher, Subscriber, make_config, make_event, make_frame, write_config
+from tests.mqtt_helpers import (
+    ROOT,
+    Publisher,
+    Subscriber,
+    TcpProxy,
+    make_config,
+    make_event,
+    make_frame,
+    write_config,
+)
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
 
@@ -179,3 +189,32 @@ def test_cli_status_and_drain(broker: Broker, tmp_path: Path) -> None:
     finally:
         sub.close()
     assert "acked              2" in cli("status").stdout
+
+
+def test_inflight_window_bounds_unacknowledged_messages(broker: Broker, tmp_path: Path) -> None:
+    proxy = TcpProxy(broker.port)
+    config = make_config(tmp_path, proxy.port, mqtt_extra={"inflight_window": 3})
+    sub = Subscriber(broker.port, "minewatch/edge-t/events", persistent=False)
+    outbox = Outbox(config.alerts.outbox_path)
+    sink = AlertSink(config, outbox)
+    relay = Relay(config.mqtt, outbox)
+    try:
+        relay.start()
+        assert relay.wait_connected(5)
+        time.sleep(0.3)  # `online` acknowledged
+        proxy.hold_downstream.set()  # no PUBACK comes back
+        for i in range(6):
+            sink.submit(make_event(f"w-{i}"))  # no frame: one event message each
+        relay.wake()
+        assert sub.wait(lambda s: len(s.events()) == 3, 5)
+        time.sleep(1.0)
+        assert [e["alert_id"] for e in sub.events()] == ["w-0", "w-1", "w-2"]  # the window holds the rest back
+        assert outbox.pending_count() == 6
+        proxy.hold_downstream.clear()  # PUBACKs flow: the window moves on
+        assert relay.wait_drained(10)
+        assert sub.wait(lambda s: {e["alert_id"] for e in s.events()} == {f"w-{i}" for i in range(6)}, 5)
+    finally:
+        relay.stop()
+        sub.close()
+        proxy.close()
+        outbox.close()
