@@ -172,11 +172,14 @@ def write_gk_shapefile(path: Path, parcels: list[tuple[str, str, list[tuple[floa
 def test_import_shapefile_in_gauss_kruger(site: Path) -> None:
     shp = site / "parcels.shp"
     write_gk_shapefile(shp, [("C1401", "北坡矿区", box(150, -30, 260, 30)),
-                             ("C1402", "南沟矿区", box(300, -200, 400, -100))])
+                             ("C1402", "南沟矿区", box(300, -200, 400, -100)),
+                             ("C1403", "西山矿区", box(-400, -50, -300, 50))])
     res = zones("import", str(shp), "--crs", GK, "--kind", "closed_mine", "--id-field", "KQBH", "--name-field", "KQMC",
                 "--id-prefix", "kl-", "--set", "township=城关镇", cwd=site)
     assert res.returncode == 0, res.stderr
-    assert f"imported 2 zone(s) from {shp} ({GK} → WGS84)" in res.stdout
+    assert f"imported 3 zone(s) from {shp} ({GK} → WGS84)" in res.stdout
+    assert f"{site / 'zones' / 'kl-C1403.geojson'}: (id=kl-C1403): warning: no camera or preset sees it" in res.stdout
+    assert "kl-C1401): warning" not in res.stdout
     written = json.loads((site / "zones" / "kl-C1401.geojson").read_text(encoding="utf-8"))
     props = written["features"][0]["properties"]
     assert props == {"id": "kl-C1401", "name": "北坡矿区", "kind": "closed_mine", "township": "城关镇"}
@@ -186,7 +189,7 @@ def test_import_shapefile_in_gauss_kruger(site: Path) -> None:
     for want_e, want_n in [(150.0, -30.0), (260.0, -30.0), (260.0, 30.0), (150.0, 30.0)]:
         assert np.hypot(east - want_e, north - want_n).min() < 1e-3
     listed = {z["id"] for z in json.loads(zones("list", "--json", cwd=site).stdout)}
-    assert listed == {"pit", "west", "kl-C1401", "kl-C1402"}
+    assert listed == {"pit", "west", "kl-C1401", "kl-C1402", "kl-C1403"}
     # importing again is refused without --replace, and changes nothing
     before = folder_hash(site / "zones")
     res = zones("import", str(shp), "--kind", "closed_mine", "--id-field", "KQBH", "--id-prefix", "kl-", cwd=site)

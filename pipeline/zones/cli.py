@@ -596,19 +596,36 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
         except UserError as exc:
             errors.append(exc)
     io.raise_all(errors)
-    zones = ws.check()
+    zones = [z for z in ws.check() if z.id in ids]
+    warnings = import_warnings(ctx, zones)
     if args.dry_run:
         done = [f"would write {len(zones)} zone(s) (dry run): " + ", ".join(z.id for z in zones)]
     else:
         done = ws.commit()
     if ctx.as_json:
         print_json({"imported": [z.id for z in zones], "crs": io.crs_label(crs), "fixes": fixes, "done": done,
-                    "dry_run": bool(args.dry_run)})
+                    "warnings": warnings, "dry_run": bool(args.dry_run)})
     else:
-        for line in fixes + done:
+        for line in fixes + warnings + done:
             out(line)
         out(f"imported {len(zones)} zone(s) from {path} ({io.crs_label(crs)} → WGS84) into {ctx.zones_dir}")
     return 0
+
+
+def import_warnings(ctx: Context, zones: Sequence[Zone]) -> list[str]:
+    """Implausible areas and zones no camera sees, as `validate` reports them (not fatal)."""
+    from pipeline.zones.validate import MAX_PLAUSIBLE_AREA_M2, MIN_PLAUSIBLE_AREA_M2
+
+    lines = []
+    cameras = ctx.cameras()
+    for zone in zones:
+        area = area_m2(zone.polygon)
+        if not MIN_PLAUSIBLE_AREA_M2 <= area <= MAX_PLAUSIBLE_AREA_M2:
+            lines.append(f"{zone.source}: (id={zone.id}): warning: area {fmt_area(area)} is implausible"
+                         " (wrong CRS or units?)")
+        if cameras and not ctx.seen(zone):
+            lines.append(f"{zone.source}: (id={zone.id}): warning: no camera or preset sees it")
+    return lines
 
 
 def repair_or_refuse(geom: BaseGeometry, raw: io.RawFeature, fix: bool, fixes: list[str]) -> BaseGeometry:

@@ -370,12 +370,11 @@ def fixed_texts(report: Report) -> dict[Path, str]:
 
 
 def camera_poses(cam: CameraConfig) -> list[Pose]:
-    """The poses a camera takes: the presets of its patrol tour, else its one fixed pose."""
+    """The poses a camera takes (the daemon's own :func:`preset_pose`): its patrol presets, else its fixed pose."""
+    from pipeline.sources.patrol import preset_pose
+
     if cam.patrol is not None:
-        return [
-            Pose(p.pan_deg, p.tilt_deg, p.hfov_deg or cam.hfov_deg, cam.roll_deg, p.name)
-            for p in cam.patrol.presets
-        ]
+        return [preset_pose(cam, p) for p in cam.patrol.presets]
     return [Pose(cam.pan_deg, cam.tilt_deg, cam.hfov_deg, cam.roll_deg, None)]
 
 
