@@ -201,10 +201,15 @@ def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tm
             page.keyboard.press("2")  # status filter: closed
             expect(page.locator(f'#alerts li[data-alert-id="{alert_id}"]')).to_be_visible()
             page.screenshot(path=str(tmp_path / "console-closed.png"))
+            notice_page = alice_ctx.new_page()
+            notice_page.goto(base + "/notice")
+            expect(notice_page.locator("#notice-table")).to_contain_text(alert_id)
+            expect(notice_page.locator("#notice-table")).to_contain_text("张**")  # privacy.notice: mask
+            notice_page.screenshot(path=str(tmp_path / "console-notice.png"))
             shots = os.environ.get("MINEWATCH_SCREENSHOTS")
             if shots:
                 Path(shots).mkdir(parents=True, exist_ok=True)
-                for name in ("console-alert.png", "console-closed.png"):
+                for name in ("console-alert.png", "console-closed.png", "console-notice.png"):
                     (Path(shots) / name).write_bytes((tmp_path / name).read_bytes())
 
             # the CSV export contains the case with every step and its author

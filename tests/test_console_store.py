@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -119,14 +120,13 @@ def postgres_url() -> Iterator[str]:
         pytest.skip("no PostgreSQL server here (bash scripts/setup.sh --dev installs Debian's postgresql)")
     bins = Path(found[-1]).parent
     workdir = Path(tempfile.mkdtemp(prefix="mw-console-pg-"))  # not under pytest's 0700 root-owned folder
-    as_postgres: list[str] = []
+    as_postgres: dict[str, str] = {}
     if os.geteuid() == 0:  # initdb refuses root
         os.chmod(workdir, 0o755)
         shutil.chown(workdir, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
+        as_postgres = {"user": "postgres", "group": "postgres"}
     subprocess.run(
         [
-            *as_postgres,
             str(bins / "initdb"),
             "-D",
             str(workdir / "data"),
@@ -140,11 +140,11 @@ def postgres_url() -> Iterator[str]:
         check=True,
         capture_output=True,
         timeout=120,
+        **as_postgres,  # type: ignore[call-overload]
     )
     port = free_port()
     proc = subprocess.Popen(
         [
-            *as_postgres,
             str(bins / "postgres"),
             "-D",
             str(workdir / "data"),
@@ -161,6 +161,7 @@ def postgres_url() -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        **as_postgres,  # type: ignore[call-overload]
     )
     url = f"postgresql://mw@127.0.0.1:{port}/postgres"
     try:
@@ -175,7 +176,7 @@ def postgres_url() -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # "fast" shutdown: does not wait for open sessions
         proc.wait(30)
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -410,6 +411,7 @@ def test_notice_leaves_out_dismissed_cases(store: Store) -> None:
     rows = notice_rows(store, "mask")
     assert [r["alert_id"] for r in rows] == ["a"]
     assert rows[0]["responsible"] == "张** 138****5678"
+    assert rows[0]["t_first"] == "2026-11-29 16:00"  # 08:00Z in Beijing time
     assert notice_rows(store, "mask", include_open=False) == []
 
 
@@ -468,6 +470,8 @@ def test_operator_name_taken(store: Store) -> None:
         ("mqtt: {box_ids: ['a/b']}\n", "box id 'a/b'"),
         ("privacy: {notice: blur}\n", "privacy.notice: expected"),
         ("boxes: [{id: b1}, {id: b1}]\n", "duplicate box id"),
+        ("database_url: postgresql://mw:secret@db/minewatch\n", "must not hold a password"),
+        ("timezone: Mars/Olympus\n", "not an IANA time zone"),
         ("- a list\n", "expected a mapping"),
         ("mqtt: [\n", "valid YAML"),
     ],

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from pipeline.console.config import ConsoleConfig, load_console_config
+from pipeline.console.config import ConsoleConfig, load_console_config, url_has_password
 from pipeline.errors import UserError
 from pipeline.logs import get_logger, setup_logging
 
@@ -85,6 +85,13 @@ def _store_from(args: argparse.Namespace) -> tuple[object, ConsoleConfig | None]
         url = str(args.database_url)
         if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise UserError("minewatch console", "--database-url", "sqlite:///… or postgresql://…", url.split(":")[0])
+        if url_has_password(url):
+            raise UserError(
+                "minewatch console",
+                "--database-url",
+                "no password in the URL (use PGPASSWORD or ~/.pgpass)",
+                "a password",
+            )
         return Store(url), None
     config = load_console_config(args.config)
     return Store(config.database_url), config

@@ -9,6 +9,8 @@ import os
 import socket
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -184,6 +186,11 @@ class ConsoleConfig(Strict):
     boxes: list[BoxConfig] = Field(default_factory=list, description="Edge boxes whose zones/towers to draw.")
     web: WebConfig = Field(default_factory=lambda: WebConfig(), description="The web page.")
     privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig(), description="Personal data in exports.")
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        max_length=64,
+        description="IANA time zone of the public notice's dates (the page uses the browser's; the CSV is UTC).",
+    )
     authority: str = Field(
         default="",
         max_length=200,
@@ -194,10 +201,24 @@ class ConsoleConfig(Strict):
     def _check(self) -> ConsoleConfig:
         if not self.database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("database_url must start with sqlite:/// or postgresql://")
+        if url_has_password(self.database_url):
+            raise ValueError("database_url must not hold a password: use PGPASSWORD or ~/.pgpass (libpq reads them)")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone such as Asia/Shanghai") from None
         ids = [b.id for b in self.boxes]
         if len(set(ids)) != len(ids):
             raise ValueError("duplicate box id in boxes")
         return self
+
+
+def url_has_password(url: str) -> bool:
+    """True for postgresql://user:secret@host/…, which would put a secret in a file or on a command line."""
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
 
 
 def _resolve(config: ConsoleConfig, base: Path) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pipeline.console.store import STEP_LABELS_ZH, STEPS, Store
 
@@ -112,7 +114,18 @@ def cases_csv(store: Store, mode: str) -> str:
     return buf.getvalue()
 
 
-def notice_rows(store: Store, mode: str, include_open: bool = True) -> list[dict[str, Any]]:
+def local_time(iso_z: str, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``2026-11-29T01:04:00.000Z`` → ``2026-11-29 09:04`` in Asia/Shanghai; unparsable text is returned as is."""
+    try:
+        t = datetime.fromisoformat(iso_z.replace("Z", "+00:00"))
+    except ValueError:
+        return iso_z
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(ZoneInfo(tz)).strftime(fmt)
+
+
+def notice_rows(store: Store, mode: str, include_open: bool = True, tz: str = "Asia/Shanghai") -> list[dict[str, Any]]:
     """Cases for the public notice: every case not dismissed (closed ones only with include_open=False)."""
     logs = store.case_logs()
     rows = []
@@ -124,7 +137,7 @@ def notice_rows(store: Store, mode: str, include_open: bool = True) -> list[dict
         rows.append(
             {
                 "alert_id": a["alert_id"],
-                "t_first": a["t_first"],
+                "t_first": local_time(a["t_first"], tz),
                 "township": a["township"] or "",
                 "zone_name": a["zone_name"] or "",
                 "class": a["class"],
@@ -135,7 +148,9 @@ def notice_rows(store: Store, mode: str, include_open: bool = True) -> list[dict
                 "case_step": a["case_step"],
                 "step_zh": STEP_LABELS_ZH.get(a["case_step"], a["case_step"]),
                 "steps": [
-                    (STEP_LABELS_ZH[s], latest[s]["t_done"][:10], latest[s]["note"]) for s in STEPS if s in latest
+                    (STEP_LABELS_ZH[s], local_time(latest[s]["t_done"], tz, "%Y-%m-%d"), latest[s]["note"])
+                    for s in STEPS
+                    if s in latest
                 ],
                 "responsible": " ".join(x for x in (personal(name, mode), personal(phone, mode, phone=True)) if x),
             }

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response as WResponse
 
 from pipeline.console import auth
 from pipeline.console.config import ConsoleConfig
-from pipeline.console.export import cases_csv, notice_rows
+from pipeline.console.export import cases_csv, local_time, notice_rows
 from pipeline.console.mapdata import configured_towers, load_zone_features, merge_towers
 from pipeline.console.store import STATUSES, STEP_LABELS_ZH, STEPS, CaseError, Store, next_step, now_iso
 from pipeline.logs import get_logger
@@ -252,12 +252,13 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
     @app.get("/notice")
     def notice() -> str:
         closed_only = request.args.get("closed") == "1"
-        rows = notice_rows(store, config.privacy.notice, include_open=not closed_only)
+        rows = notice_rows(store, config.privacy.notice, include_open=not closed_only, tz=config.timezone)
         return render_template(
             "notice.html",
             rows=rows,
             authority=config.authority,
-            printed=now_iso()[:10],
+            printed=local_time(now_iso(), config.timezone, "%Y-%m-%d"),
+            tz=config.timezone,
             show_notes=config.privacy.notice == "show",
             title=config.web.title,
             closed_only=closed_only,
