@@ -312,7 +312,11 @@ def test_several_broken_features_all_reported(tmp_path: Path) -> None:
 
 WRONG_CRS = [
     # projected metres declared as degrees
-    ("EPSG:4525", "EPSG:4326", "expected lon/lat degrees in EPSG:4326"),
+    ("EPSG:4525", "EPSG:4326", "expected lon/lat degrees in EPSG:4326 (projected metres need a projected --crs"),
+    # latitude first
+    ("swap:EPSG:4326", "EPSG:4326", "(latitude first? positions are lon, lat), found (38.700, 111.600)"),
+    # a survey table's X (northing) first
+    ("swap:EPSG:4525", "EPSG:4525", "(the first value looks like a northing: positions are easting, northing)"),
     # eastings with the zone prefix 37, CRS without prefix: the hint names the right one
     ("EPSG:4525", "EPSG:4546", "the eastings carry a zone prefix 37: try --crs EPSG:4525"),
     # eastings without a prefix, CRS with one (zone 25): the points land far outside its area
@@ -322,7 +326,9 @@ WRONG_CRS = [
 
 @pytest.mark.parametrize(("real", "given", "message"), WRONG_CRS)
 def test_wrong_crs_is_caught(real: str, given: str, message: str) -> None:
-    geom = Polygon(lonlat_to(real, RING))
+    swap = real.startswith("swap:")
+    ring = lonlat_to(real.removeprefix("swap:"), RING)
+    geom = Polygon([(y, x) for x, y in ring] if swap else ring)
     with pytest.raises(UserError) as err:
         io.to_wgs84(geom, io.parse_crs(given), "in.shp", "feature[0]")
     assert message in str(err.value)

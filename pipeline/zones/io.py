@@ -415,11 +415,16 @@ def crs_label(crs: CRS) -> str:
     return f"EPSG:{epsg}" if epsg else crs.name
 
 
-def gauss_kruger_hint(crs: CRS, x_max: float) -> str:
-    """For an easting with a zone prefix (e.g. 39 500 000) given a CRS without one: the CRS to use."""
-    if crs.is_geographic or x_max < 1_000_000:
+def gauss_kruger_hint(crs: CRS, xy: NDArray[np.float64]) -> str:
+    """What probably went wrong with projected coordinates that do not fit ``crs``: eastings with a zone
+    prefix (e.g. 37 552 194) given a CRS without one, or northing and easting swapped (Chinese survey
+    tables list X = northing first)."""
+    if crs.is_geographic or not len(xy):
         return ""
-    zone = int(x_max // 1_000_000)
+    x_med, y_med = float(np.median(xy[:, 0])), float(np.median(xy[:, 1]))
+    if y_med >= 10_000_000 > x_med and x_med > 1_000_000:
+        return " (the first value looks like a northing: positions are easting, northing)"
+    zone = int(float(xy[:, 0].max()) // 1_000_000)
     if 25 <= zone <= 45:
         return f" (the eastings carry a zone prefix {zone}: try --crs EPSG:{4513 + zone - 25})"
     if 13 <= zone <= 23:
@@ -439,10 +444,11 @@ def to_wgs84(geom: BaseGeometry, crs: CRS, src: str, label: str) -> BaseGeometry
         bad = (np.abs(xy[:, 0]) > 180) | (np.abs(xy[:, 1]) > 90)
         if bad.any():
             x, y = xy[np.argmax(bad)]
-            raise UserError(
-                src, label, f"lon/lat degrees in {crs_label(crs)} (projected metres need a projected --crs,"
-                " e.g. EPSG:4527)", f"({x:.3f}, {y:.3f})"
+            hint = (
+                "latitude first? positions are lon, lat" if abs(x) <= 90 < abs(y) <= 180
+                else "projected metres need a projected --crs, e.g. EPSG:4527"
             )
+            raise UserError(src, label, f"lon/lat degrees in {crs_label(crs)} ({hint})", f"({x:.3f}, {y:.3f})")
     transformer = _to_wgs84_transformer(crs.to_wkt())
 
     def convert(points: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -472,7 +478,7 @@ def to_wgs84(geom: BaseGeometry, crs: CRS, src: str, label: str) -> BaseGeometry
         raise UserError(
             src,
             label,
-            f"points inside the area of {crs_label(crs)} ({where}){gauss_kruger_hint(crs, float(xy[:, 0].max()))}",
+            f"points inside the area of {crs_label(crs)} ({where}){gauss_kruger_hint(crs, xy)}",
             f"({xy[i, 0]:.3f}, {xy[i, 1]:.3f}) → {landed}",
         )
     return out
