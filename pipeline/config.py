@@ -331,6 +331,10 @@ class ScoreThresholds(Strict):
 
 
 ProviderName = Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+_DEFAULT_PROVIDERS: tuple[ProviderName, ...] = (
+    "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_DEFAULT_CLASS_MAP: dict[str, ClassName | None] = {
+    "excavator": "excavator", "truck": "truck", "fire": "fire", "smoke": "smoke", "person": "person"}
 
 
 class DetectorConfig(Strict):
@@ -344,7 +348,7 @@ class DetectorConfig(Strict):
         description="Square network input; None takes it from the model's metadata. Must be a multiple of the stride.",
     )
     providers: list[ProviderName] = Field(
-        default_factory=lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+        default_factory=lambda: list(_DEFAULT_PROVIDERS),
         min_length=1,
         description="onnxruntime execution providers in order of preference; unavailable ones are skipped and logged.",
     )
@@ -356,7 +360,7 @@ class DetectorConfig(Strict):
         description="NMS overlap. Too low: machines side by side merge into one; too high: duplicate boxes.",
     )
     class_map: dict[str, ClassName | None] = Field(
-        default_factory=lambda: {c: c for c in CLASSES},
+        default_factory=lambda: dict(_DEFAULT_CLASS_MAP),
         description="Model class name → minewatch class (null drops it). Names not listed are dropped.",
     )
     batch_max: int = Field(
@@ -778,7 +782,7 @@ def _loc(loc: tuple[int | str, ...], data: Any) -> str:
         else:
             parts.append(("." if parts else "") + str(item))
         try:
-            node = node[item]  # type: ignore[index]
+            node = node[item]
         except (KeyError, IndexError, TypeError):
             node = None
     return "".join(parts) or "(top level)"
