@@ -71,7 +71,10 @@ class Analyzer:
         return events
 
     def tick(self, now_s: float) -> list[AlertEvent]:
-        """Events that end by time alone (nothing seen for ``end_after_s``)."""
+        """Events that end by time alone: unseen for ``zones.max_unseen_s`` whatever the camera did.
+
+        (``end_after_s`` counts only time in which a frame could see the site, so it is checked in
+        :meth:`process`; a camera that is offline keeps its events open until ``max_unseen_s``.)"""
         ended: list[AlertEvent] = []
         for state in self.cameras.values():
             ended.extend(state.events.tick(now_s))
