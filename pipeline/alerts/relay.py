@@ -119,7 +119,6 @@ class Relay:
         self._fed_version = -1
         self._connected = threading.Event()
         self._stop = threading.Event()
-        self._drain_deadline: float | None = None
         self._thread: threading.Thread | None = None
         self._errors_in_row = 0
         self._last_error: str | None = None
