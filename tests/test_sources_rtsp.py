@@ -71,9 +71,9 @@ def test_server_restart_goes_offline_then_online(rtsp_server: RtspServer) -> Non
         rtsp_server.kill()
         assert wait_until(lambda: statuses.seen("offline", after=killed), 4), statuses.names()
         time.sleep(1.5)  # the camera stays away for a while; the reader keeps trying
-        restarted = time.monotonic()
         rtsp_server.start()
-        assert wait_until(lambda: statuses.seen("online", after=restarted), 6), statuses.names()
+        restarted = time.monotonic()  # the server is back (listening)
+        assert wait_until(lambda: statuses.seen("online", after=restarted), 8), statuses.names()
         back = statuses.first("online", after=restarted)
         assert back is not None and back - restarted < 6
         n = src.health()["frames_in_total"]

@@ -242,6 +242,8 @@ class Source:
             self._run()
         except Exception:  # the reader must never take the process down; log and end this source
             self.log.exception("reader failed")
+            if not self.cam.is_rtsp:
+                self._ended = True  # a file that cannot be read further counts as ended (evaluation goes on)
             self._set_status("offline", reason="reader failed")
 
     def _run(self) -> None:
