@@ -14,6 +14,7 @@ import shapely
 from shapely.geometry import LineString, shape
 
 from pipeline.config import CameraConfig
+from pipeline.errors import UserError
 from pipeline.geo.camera import CameraModel
 from pipeline.geo.coords import LocalFrame
 from pipeline.zones.model import load_zones, parse_feature
@@ -112,6 +113,22 @@ def test_self_intersection_is_located_where_the_edges_cross(tmp_path: Path) -> N
     lon, lat = (float(v) for v in re.findall(r"lon (\S+), lat (\S+)", problem.found)[0])
     want_lon, want_lat = bowtie_crossing()
     assert math.hypot((lon - want_lon) * 87_000, (lat - want_lat) * 111_000) < 0.01  # within a centimetre
+
+
+def test_byte_order_mark_is_an_error_fix_removes_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "z.geojson", feature())
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    with pytest.raises(UserError):
+        load_zones(tmp_path)  # what the daemon would do with it
+    (problem,) = check_folder(tmp_path).errors
+    assert problem.line() == f"{path}: error: expected UTF-8 without a byte-order mark (the daemon refuses it;" \
+        " --fix removes it), found a byte-order mark"
+    report = check_folder(tmp_path, fix=True)
+    assert not report.errors
+    assert [p.line() for p in report.fixes] == [f"{path}: fixed: removed the UTF-8 byte-order mark"]
+    for target, text in fixed_texts(report).items():
+        target.write_text(text, encoding="utf-8")
+    assert [z.id for z in load_zones(tmp_path)] == ["z1"]
 
 
 def test_duplicate_ids_across_files(tmp_path: Path) -> None:

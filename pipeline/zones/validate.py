@@ -251,6 +251,15 @@ def check_file(path: Path, problems: list[Problem], fix: bool = False) -> FileRe
         problems.append(Problem.from_user_error(exc))
         return FileReport(path, None)
     report = FileReport(path, copy.deepcopy(data))
+    try:
+        bom = path.read_bytes().startswith(b"\xef\xbb\xbf")
+    except OSError:
+        bom = False
+    if bom:  # Windows editors add one; the daemon's loader (plain UTF-8 JSON) refuses the file
+        fixed = "removed the UTF-8 byte-order mark" if fix else None
+        expected = "UTF-8 without a byte-order mark (the daemon refuses it; --fix removes it)"
+        problems.append(Problem(src, None, expected, "a byte-order mark", "error", fixed))
+        report.changed = fix
     doc = report.document
     if isinstance(doc, dict) and doc.get("type") == "Feature":
         doc = report.document = {"type": "FeatureCollection", "features": [doc]}
