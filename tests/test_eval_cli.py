@@ -262,3 +262,77 @@ def test_yolo_folder_labels_plan_like_json(shared_data: Path, tmp_path: Path) ->
         a, b = from_yolo.labels.at(index), from_json.labels.at(index)
         np.testing.assert_allclose(a.cxcywh_norm, b.cxcywh_norm, atol=1e-8)
         np.testing.assert_array_equal(a.class_id, b.class_id)
+
+
+def encode_clip(path: Path, frames: list[np.ndarray], fps: int = 5) -> None:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+@pytest.mark.shared
+def test_alert_path_on_a_made_clip(shared_data: Path, tmp_path: Path) -> None:
+    """A truck photo shown for 1.2 s inside a closed-mine zone, on a clip made here: the COCO model sees the
+    truck, the Analyzer confirms it and raises one alert; the metrics must call it a caught event, with
+    the time to alert that the confirmation takes, and no false alert. The same alert against labels that
+    put the truck elsewhere is a false alert and a missed event."""
+    import cv2
+
+    # a truck at (332, 264)-(503, 357) in this photo
+    photo = np.asarray(cv2.imread(str(shared_data / "excavator" / "images" / "102.jpg")), np.uint8)
+    blank = np.full_like(photo, 114)
+    frames = [blank] * 3 + [photo] * 6 + [blank] * 3
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    encode_clip(clips / "truck.mp4", frames)
+    h, w = photo.shape[:2]
+    box = [(332 + 503) / 2 / w, (264 + 357) / 2 / h, (503 - 332) / w, (357 - 264) / h]
+    elsewhere = [0.1, 0.1, 0.1, 0.1]
+
+    def labels(cxcywh: list[float]) -> dict[str, Any]:
+        return {"fps": 5, "frames": [{"index": i, "boxes": [{"cls": "truck", "cxcywh_norm": cxcywh}] if 3 <= i < 9
+                                      else []} for i in range(12)]}
+
+    (tmp_path / "right").mkdir()
+    (tmp_path / "right" / "truck.labels.json").write_text(json.dumps(labels(box)))
+    (tmp_path / "wrong").mkdir()
+    (tmp_path / "wrong" / "truck.labels.json").write_text(json.dumps(labels(elsewhere)))
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    ring = [[111.6, 38.65], [111.75, 38.65], [111.75, 38.75], [111.6, 38.75], [111.6, 38.65]]
+    (zones / "mine.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"id": "mine-1", "name": "test mine", "kind": "closed_mine", "classes": ["truck"],
+                       "min_dwell_s": 0}}]}))
+    config = write_config(tmp_path, shared_data, class_map={"truck": "truck"}, score_threshold={"default": 0.5},
+                          model_path=str(shared_data / "models" / "yolov8n_coco_640.onnx"))
+    data = yaml.safe_load(config.read_text())
+    data["zones"]["dir"] = str(zones)
+    config.write_text(yaml.safe_dump(data))
+    hits = load_config(config).alerts.confirm_hits
+
+    rc = main(["eval", "--config", str(config), "--footage", str(clips), "--labels", str(tmp_path / "right"),
+               "--out", str(tmp_path / "out-right"), "--no-progress"])
+    assert rc == 0
+    right = json.loads((tmp_path / "out-right" / "report.json").read_text())
+    truck = right["alerts"]["classes"]["truck"]
+    assert right["clips"][0]["alerts_new"] == 1, right["clips"]
+    assert (truck["n_events"], truck["n_caught"], truck["n_false_alerts"]) == (1, 1, 0)
+    # confirmed on the `confirm_hits`-th frame with the truck: (hits − 1) frames after the first, at 5 fps
+    assert truck["time_to_alert_s"]["values"] == [pytest.approx((hits - 1) / 5.0)]
+    assert right["boxes"]["classes"]["truck"]["ap50"] > 0.9
+
+    rc = main(["eval", "--config", str(config), "--footage", str(clips), "--labels", str(tmp_path / "wrong"),
+               "--out", str(tmp_path / "out-wrong"), "--no-progress"])
+    assert rc == 0
+    wrong = json.loads((tmp_path / "out-wrong" / "report.json").read_text())["alerts"]["classes"]["truck"]
+    assert (wrong["n_events"], wrong["n_caught"], wrong["n_false_alerts"]) == (1, 0, 1)
+    assert wrong["false_alerts_per_camera_hour"] == pytest.approx(1 / (12 / 5 / 3600))
