@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -214,13 +216,33 @@ def test_looping_file_keeps_going_with_increasing_times(tmp_path: Path) -> None:
     assert np.allclose(np.diff(times), 0.2, atol=0.05)
 
 
-def test_missing_file_reports_offline_and_finishes(tmp_path: Path) -> None:
-    seen: list[str] = []
-    src = make_source(file_camera(tmp_path / "nope.mp4"), lambda c, s, d: seen.append(s))
+def _audio_only(path: Path) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 8000)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda d: d / "nope.mp4", "cannot open"),
+        (lambda d: (d / "junk.mp4").write_bytes(b"not a video at all" * 100) and d / "junk.mp4", "cannot open"),
+        (lambda d: _audio_only(d / "sound.wav"), "no video track"),
+    ],
+    ids=["missing", "garbage", "audio-only"],
+)
+def test_unreadable_file_reports_offline_and_finishes(tmp_path: Path, make: Any, reason: str) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    src = make_source(file_camera(make(tmp_path)), lambda c, s, d: seen.append((s, d)))
     src.start()
     assert wait_until(lambda: src.finished, 5)
     src.stop()
-    assert seen == ["offline"]
+    assert [s for s, _ in seen] == ["offline"]
+    assert reason in seen[0][1]["reason"]
+    assert src.slot.get(0) is None
 
 
 def test_keyframes_only_file(clip4s: Path) -> None:

@@ -35,6 +35,10 @@ class FileSource(Source):
             self._set_status("offline", reason=redact(f"cannot open: {exc}"))
             return
         try:
+            if not container.streams.video:
+                self._ended = True
+                self._set_status("offline", reason="the file has no video track")
+                return
             self._play(container)
         finally:
             container.close()

@@ -88,6 +88,8 @@ class RtspSource(Source):
 
     def _read(self, container: av.container.InputContainer) -> None:
         """Read until the stream ends or stalls (raises StreamStalled); counts ``_conn_frames``."""
+        if not container.streams.video:
+            raise ValueError("the stream has no video track")
         stream = container.streams.video[0]
         self._configure_decoder(stream)
         self.policy.reset()
