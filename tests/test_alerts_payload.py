@@ -54,7 +54,8 @@ def test_topics() -> None:
 
 def test_full_event_matches_schema_and_contract() -> None:
     frame = make_frame((640, 360))
-    event = make_event("cam1-7-abc", "update", frame=frame, zone_outline_xy=[[1, 2]], note="kept", t_event=5.0)
+    event = make_event("cam1-7-abc", "update", frame=frame, zone_outline_xy=[[1, 2]], note="kept", t_event=5.0,
+                       source="rtsp://admin:cam-pw-9@10.0.0.5/s")
     snap = SnapshotRef("minewatch/edge-1/snapshots/cam1-7-abc", "/var/s/a.jpg", 1234, "ab" * 32)
     msg = build_event(event, 3, camera=CAMERA, box_id="edge-1", snapshot=snap, image_wh=frame.wh, t_event_s=5.0)
     jsonschema.validate(msg, load("event"))
@@ -70,7 +71,8 @@ def test_full_event_matches_schema_and_contract() -> None:
     assert loc["probability_in_zone"] == 0.93 and loc["cameras"] == ["cam1"]
     assert msg["t_first"] == "2026-09-21T14:13:20.000Z" and msg["t_event"] == "1970-01-01T00:00:05.000Z"
     assert msg["snapshot"] == {"topic": snap.topic, "file": snap.file, "bytes": 1234, "sha256": "ab" * 32}
-    assert msg["extra"] == {"note": "kept"}  # the outline is for the snapshot only
+    # the outline is for the snapshot only; credentials never travel in an alert
+    assert msg["extra"] == {"note": "kept", "source": "rtsp://admin:***@10.0.0.5/s"}
     body = encode(msg)
     assert "王工".encode() in body and json.loads(body) == msg
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.config import CameraConfig, MqttConfig
 from pipeline.geo.coords import wgs84_to_gcj02
+from pipeline.redact import redact
 from pipeline.types import AlertEvent
 
 EVENT_SCHEMA = "minewatch.event/1"
@@ -55,7 +56,9 @@ def _num(value: float | None, digits: int) -> float | None:
 
 def _json_safe(value: object) -> Any:
     """Plain JSON values only (``extra`` may hold anything); others become None."""
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return redact(value)  # an alert never carries a credential (a source URL put in `extra`, say)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
