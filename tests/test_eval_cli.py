@@ -297,9 +297,10 @@ def test_alert_path_on_a_made_clip(shared_data: Path, tmp_path: Path) -> None:
     box = [(332 + 503) / 2 / w, (264 + 357) / 2 / h, (503 - 332) / w, (357 - 264) / h]
     elsewhere = [0.1, 0.1, 0.1, 0.1]
 
-    def labels(cxcywh: list[float]) -> dict[str, Any]:
-        return {"fps": 5, "frames": [{"index": i, "boxes": [{"cls": "truck", "cxcywh_norm": cxcywh}] if 3 <= i < 9
-                                      else []} for i in range(12)]}
+    def labels(cxcywh: list[float], latlon: tuple[float, float] | None = None) -> dict[str, Any]:
+        where = {"lat": latlon[0], "lon": latlon[1]} if latlon else {}
+        return {"fps": 5, "frames": [{"index": i, "boxes": [{"cls": "truck", "cxcywh_norm": cxcywh, **where}]
+                                      if 3 <= i < 9 else []} for i in range(12)]}
 
     (tmp_path / "right").mkdir()
     (tmp_path / "right" / "truck.labels.json").write_text(json.dumps(labels(box)))
@@ -317,7 +318,17 @@ def test_alert_path_on_a_made_clip(shared_data: Path, tmp_path: Path) -> None:
     data = yaml.safe_load(config.read_text())
     data["zones"]["dir"] = str(zones)
     config.write_text(yaml.safe_dump(data))
-    hits = load_config(config).alerts.confirm_hits
+    cfg = load_config(config)
+    hits = cfg.alerts.confirm_hits
+    # the true position: where the geo code puts the labelled box's bottom centre (the truck on the ground)
+    from pipeline.geo.camera import CameraModel
+    from pipeline.types import Pose
+
+    cam = cfg.cameras[0]
+    fix = CameraModel.from_config(cam).locate(Pose(cam.pan_deg, cam.tilt_deg, cam.hfov_deg), (w, h),
+                                              np.array([[(332 + 503) / 2, 357.0]]))[0]
+    assert fix is not None
+    (tmp_path / "right" / "truck.labels.json").write_text(json.dumps(labels(box, (fix.lat, fix.lon))))
 
     rc = main(["eval", "--config", str(config), "--footage", str(clips), "--labels", str(tmp_path / "right"),
                "--out", str(tmp_path / "out-right"), "--no-progress"])
@@ -329,6 +340,10 @@ def test_alert_path_on_a_made_clip(shared_data: Path, tmp_path: Path) -> None:
     # confirmed on the `confirm_hits`-th frame with the truck: (hits − 1) frames after the first, at 5 fps
     assert truck["time_to_alert_s"]["values"] == [pytest.approx((hits - 1) / 5.0)]
     assert right["boxes"]["classes"]["truck"]["ap50"] > 0.9
+    # the alert's fixes come from the detected (not the labelled) box: a few pixels off at ~60 m range
+    location = truck["location_error_m"]
+    assert location["n"] >= 1
+    assert 0.0 <= location["median"] < 10.0, location
 
     rc = main(["eval", "--config", str(config), "--footage", str(clips), "--labels", str(tmp_path / "wrong"),
                "--out", str(tmp_path / "out-wrong"), "--no-progress"])
