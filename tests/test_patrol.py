@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,3 +132,38 @@ def test_onvif_patrol_without_onvif_section_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="onvif"):
         CameraConfig.model_validate({"id": "p", "source": "rtsp://h/x", "lat": 1, "lon": 2,
                                      "patrol": {"presets": [{"name": "a", "pan_deg": 0}]}})
+
+
+@pytest.mark.parametrize(
+    ("camera_extra", "field", "expected"),
+    [
+        ({"reader": {"decode_mode": "sometimes"}}, "cameras[0] (id=c).reader.decode_mode", "'auto', 'all' or"),
+        ({"reader": {"stall_s": 0}}, "cameras[0] (id=c).reader.stall_s", "greater than or equal to 0.5"),
+        ({"patrol": {"driver": "simulated", "presets": []}}, "cameras[0] (id=c).patrol.presets", "at least 1"),
+        ({"patrol": {"driver": "simulated", "presets": [{"name": "a", "pan_deg": 0, "dwel_s": 3}]}},
+         "cameras[0] (id=c).patrol.presets[0].dwel_s", "only known fields"),
+        ({"patrol": {"driver": "simulated", "presets": [{"name": "a b", "pan_deg": 0}]}},
+         "cameras[0] (id=c).patrol.presets[0].name", "match pattern"),
+        ({"patrol": {"presets": [{"name": "a", "pan_deg": 0}]}}, "cameras[0] (id=c)", "needs an `onvif:` section"),
+        ({"onvif": {"host": "h", "password_env": "X", "password_file": "/p"}}, "cameras[0] (id=c).onvif",
+         "not both"),
+        ({"view_reference_path": "r.png", "patrol": {"driver": "simulated", "presets": [{"name": "a", "pan_deg": 0}]}},
+         "cameras[0] (id=c)", "reference_image per preset"),
+        ({"view_check": {"min_inliers": 2}}, "cameras[0] (id=c).view_check.min_inliers", "greater than or equal"),
+    ],
+)
+def test_bad_ingestion_config_is_one_line(tmp_path: Path, camera_extra: dict[str, Any], field: str,
+                                          expected: str) -> None:
+    import yaml
+
+    from pipeline.config import load_config
+
+    path = tmp_path / "cameras.yaml"
+    cam = {"id": "c", "source": "rtsp://h/x", "lat": 1, "lon": 2, **camera_extra}
+    path.write_text(yaml.safe_dump({"cameras": [cam]}))
+    with pytest.raises(UserError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {field}"), message
+    assert expected in message, message
