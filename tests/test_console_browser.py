@@ -157,10 +157,12 @@ def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tm
             t0 = time.monotonic()
             pub.publish("minewatch/kelan-edge-1/events", json.dumps(event), qos=1).wait_for_publish(5)
             pub.publish(f"minewatch/kelan-edge-1/snapshots/{alert_id}", jpeg, qos=1).wait_for_publish(5)
+            pub.publish("minewatch/kelan-edge-1/available", b"online", qos=1, retain=True).wait_for_publish(5)
             item = page.locator(f'#alerts li[data-alert-id="{alert_id}"]')
             expect(item).to_be_visible(timeout=5000)
             expect(page.locator(f'.alert-pin[data-alert-id="{alert_id}"]')).to_be_attached(timeout=5000)
             appeared_s = time.monotonic() - t0
+            expect(page.locator('#boxes .box.online[data-box-id="kelan-edge-1"]')).to_be_visible(timeout=5000)
             page.keyboard.press("j")  # keyboard: select the first alert
             expect(page.locator("#detail-title")).to_have_attribute("data-alert-id", alert_id)
             snap = page.locator("#snapshot")

@@ -99,12 +99,13 @@ def test_events_snapshots_and_statuses_are_stored_duplicates_dropped(tmp_path: P
             b'{"status": "offline", "t": "2026-11-29T08:00:00Z"}',
             retain=True,
         )
+        publish(pub, "minewatch/edge-1/available", b"offline", retain=True)
         publish(pub, "minewatch/edge-1/events", b"{broken")
         publish(pub, "minewatch/edge-1/snapshots/x2", b"not a jpeg")
         wait_for(
             lambda: (
                 ing.stats.invalid >= 2
-                and ing.stats.statuses >= 1
+                and ing.stats.statuses >= 2
                 and ing.stats.snapshots >= 1
                 and ing.stats.duplicates >= 1
             )
@@ -113,6 +114,7 @@ def test_events_snapshots_and_statuses_are_stored_duplicates_dropped(tmp_path: P
         assert ing.store.snapshot("x1") == JPEG
         towers = {t["camera_id"]: t for t in ing.store.towers()}
         assert towers["cam1"]["status"] == "offline" and towers["cam1"]["lat"] == pytest.approx(38.70)
+        assert [(b["box_id"], b["available"]) for b in ing.store.boxes()] == [("edge-1", "offline")]
     finally:
         pub.loop_stop()
         ing.stop()

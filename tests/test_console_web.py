@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -140,6 +141,44 @@ def test_list_detail_snapshot_map_and_filters(setup: tuple[Store, FlaskClient]) 
     assert client.get("/snapshots/b1.jpg").status_code == 404
     towers = client.get("/api/map").get_json()["towers"]
     assert [(t["camera_id"], t["pan_deg"]) for t in towers] == [("cam1", 90.0)]
+
+
+def test_map_boxes_and_gcj02_tiles(setup: tuple[Store, FlaskClient], tmp_path: Path) -> None:
+    from pipeline.geo.coords import wgs84_to_gcj02
+
+    store, client = setup
+    store.set_box_available("edge-1", "online")
+    login(client, "alice", "alice-password")
+    data = client.get("/api/map").get_json()
+    assert data["boxes"] == [{"box_id": "edge-1", "available": "online", "t": data["boxes"][0]["t"]}]
+    wgs = client.get("/api/alerts").get_json()["alerts"][0]
+    assert (wgs["lat"], wgs["lon"]) == (38.701, 111.605)
+    # AMap-style tiles: everything drawn on the map moves to GCJ-02 (a few hundred metres)
+    zone_file = tmp_path / "z.geojson"
+    ring = [[111.60, 38.70], [111.61, 38.70], [111.61, 38.71], [111.60, 38.70]]
+    feature = {
+        "type": "Feature",
+        "properties": {"id": "z", "kind": "closed_mine"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    zone_file.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    config = ConsoleConfig.model_validate(
+        {
+            "database_url": store.db.url,
+            "boxes": [{"id": "edge-1", "zones": [str(zone_file)]}],
+            "web": {"tile_layer": {"url": "http://tiles.invalid/{z}/{x}/{y}.png", "datum": "gcj02"}},
+        }
+    )
+    gcj = create_app(config, store).test_client()
+    login(gcj, "alice", "alice-password")
+    moved = gcj.get("/api/alerts").get_json()["alerts"][0]
+    assert (moved["lat"], moved["lon"]) == pytest.approx(wgs84_to_gcj02(38.701, 111.605))
+    assert abs(moved["lon"] - 111.605) > 0.003  # hundreds of metres, not a rounding
+    mapped = gcj.get("/api/map").get_json()
+    lon0, lat0 = mapped["zones"]["features"][0]["geometry"]["coordinates"][0][0]
+    assert (lat0, lon0) == pytest.approx(wgs84_to_gcj02(38.70, 111.60))
+    assert (mapped["towers"][0]["lat"], mapped["towers"][0]["lon"]) == pytest.approx(wgs84_to_gcj02(38.70, 111.60))
+    assert gcj.get("/api/map?zones=0").get_json()["zones"]["features"] == []
 
 
 def test_csv_and_notice_respect_privacy(setup: tuple[Store, FlaskClient]) -> None:

@@ -134,11 +134,16 @@ class TileLayerConfig(Strict):
         ...,
         min_length=8,
         max_length=1000,
-        description="Leaflet URL template, e.g. http://tiles.local/{z}/{x}/{y}.png (Web Mercator, WGS84/CGCS2000"
-        " coordinates; GCJ-02 tiles would show everything a few hundred metres off).",
+        description="Leaflet URL template, e.g. http://tiles.local/{z}/{x}/{y}.png (Web Mercator).",
     )
     attribution: str = Field(default="", max_length=500, description="Attribution text shown on the map.")
     max_zoom: int = Field(default=18, ge=1, le=22, description="Deepest zoom level the tile server has.")
+    datum: Literal["wgs84", "gcj02"] = Field(
+        default="wgs84",
+        description="Coordinates of the tiles: wgs84 (OpenStreetMap, Tianditu, a local server) or gcj02 (AMap,"
+        " Tencent). With gcj02 the console shifts zones, towers and alerts onto the tiles; wrong here puts"
+        " everything 100–700 m off.",
+    )
 
 
 class WebConfig(Strict):

@@ -4,7 +4,8 @@ Topics (see docs/MQTT.md), for each followed box (``+`` = all):
 - ``$share/<group>/<prefix>/<box>/events`` and ``$share/<group>/<prefix>/<box>/snapshots/+``, QoS 1: the
   broker hands each message to ONE console of the group; consoles of one group must share the register
   (database_url), since an event and its snapshot may reach different consoles.
-- ``<prefix>/<box>/cameras/+/status``, plain (retained messages are never sent on shared subscriptions).
+- ``<prefix>/<box>/cameras/+/status`` and ``<prefix>/<box>/available``, plain (retained messages are never
+  sent on shared subscriptions).
 
 The session is persistent (``clean_start=False`` with ``SessionExpiryInterval`` > 0): while a console is
 down the broker queues its share of QoS 1 messages. Messages are acknowledged by hand (paho's
@@ -57,6 +58,7 @@ def topic_filters(cfg: ConsoleMqttConfig) -> list[tuple[str, bool]]:
         out.append((f"{share}{base}/events", bool(share)))
         out.append((f"{share}{base}/snapshots/+", bool(share)))
         out.append((f"{base}/cameras/+/status", False))
+        out.append((f"{base}/available", False))
     return out
 
 
@@ -185,6 +187,11 @@ class Ingestor:
                 return
             if self.store.ingest_snapshot(rest[1], bytes(payload)):
                 self.stats.snapshots += 1
+        elif rest == ["available"]:
+            state = payload.decode("utf-8", "replace").strip()[:16]
+            self.store.set_box_available(box_id, state)
+            self.stats.statuses += 1
+            log.info("box %s is %s", box_id, state)
         elif len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status":
             try:
                 data = json.loads(payload.decode("utf-8")) if payload else {}

@@ -49,6 +49,36 @@ def load_zone_features(files: list[Path], box_id: str) -> list[dict[str, Any]]:
     return out
 
 
+def to_gcj02_features(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The features with every [lon, lat] shifted to GCJ-02 (for AMap/Tencent tiles)."""
+    import numpy as np
+
+    from pipeline.geo.coords import wgs84_to_gcj02
+
+    def shift(coords: Any) -> Any:
+        arr = np.asarray(coords, dtype=np.float64)
+        if arr.ndim == 2 and arr.shape[1] >= 2:
+            lat, lon = wgs84_to_gcj02(arr[:, 1], arr[:, 0])
+            return np.stack([lon, lat], axis=1).tolist()
+        return [shift(c) for c in coords]
+
+    out = []
+    for f in features:
+        geom = dict(f["geometry"])
+        geom["coordinates"] = shift(geom["coordinates"])
+        out.append({**f, "geometry": geom})
+    return out
+
+
+def to_gcj02_point(lat: float | None, lon: float | None) -> tuple[float | None, float | None]:
+    if lat is None or lon is None:
+        return lat, lon
+    from pipeline.geo.coords import wgs84_to_gcj02
+
+    g_lat, g_lon = wgs84_to_gcj02(float(lat), float(lon))
+    return float(g_lat), float(g_lon)
+
+
 def configured_towers(config: ConsoleConfig) -> list[dict[str, Any]]:
     """Towers from each box's cameras.yaml and its ``towers:`` list."""
     towers: list[dict[str, Any]] = []

@@ -135,6 +135,11 @@ CREATE TABLE IF NOT EXISTS towers (
     status_t TEXT,
     PRIMARY KEY (box_id, camera_id)
 );
+CREATE TABLE IF NOT EXISTS boxes (
+    box_id TEXT PRIMARY KEY,
+    available TEXT NOT NULL,
+    t TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -401,6 +406,21 @@ class Store:
                 (box_id, camera_id, status, t),
             )
             cur.execute("INSERT INTO changes (alert_id, kind, t) VALUES (NULL, 'tower', ?)", (now_iso(),))
+
+    def set_box_available(self, box_id: str, available: str) -> None:
+        """The box's retained ``available`` message (online / offline, the latter also its last will)."""
+        now = now_iso()
+        with self.db.tx() as cur:
+            cur.execute(
+                "INSERT INTO boxes (box_id, available, t) VALUES (?, ?, ?)"
+                " ON CONFLICT (box_id) DO UPDATE SET available = excluded.available, t = excluded.t",
+                (box_id, available, now),
+            )
+            cur.execute("INSERT INTO changes (alert_id, kind, t) VALUES (NULL, 'box', ?)", (now,))
+
+    def boxes(self) -> list[dict[str, Any]]:
+        with self.db.tx(write=False) as cur:
+            return cur.all("SELECT * FROM boxes ORDER BY box_id")
 
     # ---- cases ----------------------------------------------------------------------------------------
     def record_step(

@@ -23,7 +23,13 @@ from werkzeug.wrappers import Response as WResponse
 from pipeline.console import auth
 from pipeline.console.config import ConsoleConfig
 from pipeline.console.export import cases_csv, local_time, notice_rows
-from pipeline.console.mapdata import configured_towers, load_zone_features, merge_towers
+from pipeline.console.mapdata import (
+    configured_towers,
+    load_zone_features,
+    merge_towers,
+    to_gcj02_features,
+    to_gcj02_point,
+)
 from pipeline.console.store import STATUSES, STEP_LABELS_ZH, STEPS, CaseError, Store, next_step, now_iso
 from pipeline.logs import get_logger
 
@@ -50,6 +56,9 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
     for box in config.boxes:
         zones += load_zone_features(box.zones, box.id)
     towers_cfg = configured_towers(config)
+    gcj02 = config.web.tile_layer is not None and config.web.tile_layer.datum == "gcj02"
+    if gcj02:  # the map's coordinates follow the tiles; texts on the page stay WGS84
+        zones = to_gcj02_features(zones)
     vendor_ok = (HERE / "static" / "vendor" / "leaflet" / "leaflet.js").is_file()
     if not vendor_ok:
         log.warning("Leaflet is not vendored: the map stays empty (run scripts/vendor_console_assets.sh)")
@@ -147,6 +156,9 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
             limit=min(int(args.get("limit", "500") or 500), 5000),
         )
         alerts = [_summary(r) for r in rows]
+        if gcj02:
+            for a in alerts:
+                a["lat"], a["lon"] = to_gcj02_point(a["lat"], a["lon"])
         return jsonify(alerts=alerts, facets=store.facets(), change=store.latest_change())
 
     @app.get("/api/alerts/<alert_id>")
@@ -209,9 +221,16 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
     @app.get("/api/map")
     def api_map() -> WResponse:
         towers = merge_towers(towers_cfg, store.towers())
+        if gcj02:
+            for t in towers:
+                t["lat"], t["lon"] = to_gcj02_point(t.get("lat"), t.get("lon"))
+        boxes = {b["box_id"]: {"box_id": b["box_id"], "available": b["available"], "t": b["t"]} for b in store.boxes()}
+        for box in config.boxes:
+            boxes.setdefault(box.id, {"box_id": box.id, "available": "unknown", "t": None})["name"] = box.name
         return jsonify(
-            zones={"type": "FeatureCollection", "features": zones},
+            zones={"type": "FeatureCollection", "features": zones if request.args.get("zones") != "0" else []},
             towers=towers,
+            boxes=sorted(boxes.values(), key=lambda b: str(b["box_id"])),
             sector_range_m=config.web.sector_range_m,
         )
 

@@ -237,15 +237,21 @@ function initMap() {
   M.alerts = L.layerGroup().addTo(M.map);
 }
 
+// zones once; towers (pose, status) and boxes (available) on every change of the register
 async function loadMap() {
+  const first = !state.zonesLoaded;
+  const data = await api("/api/map" + (first ? "" : "?zones=0"));
+  renderBoxes(data.boxes || []);
   if (!M.map) return;
-  const data = await api("/api/map");
-  M.zones.clearLayers();
+  if (first) {
+    state.zonesLoaded = true;
+    M.zones.clearLayers();
+    L.geoJSON(data.zones, {
+      style: (f) => ({color: KIND_COLOR[f.properties.kind] || "#aaa", weight: 2, fillOpacity: 0.15}),
+      onEachFeature: (f, layer) => layer.bindTooltip(`${esc(f.properties.name || f.properties.id)}<br>${esc(f.properties.kind)} · ${esc(f.properties.township || "")}`),
+    }).eachLayer((l) => M.zones.addLayer(l));
+  }
   M.towers.clearLayers();
-  L.geoJSON(data.zones, {
-    style: (f) => ({color: KIND_COLOR[f.properties.kind] || "#aaa", weight: 2, fillOpacity: 0.15}),
-    onEachFeature: (f, layer) => layer.bindTooltip(`${esc(f.properties.name || f.properties.id)}<br>${esc(f.properties.kind)} · ${esc(f.properties.township || "")}`),
-  }).eachLayer((l) => M.zones.addLayer(l));
   for (const t of data.towers) {
     if (t.lat == null) continue;
     L.polygon(sector(t, data.sector_range_m), {color: "#9fb3c8", weight: 1, fillOpacity: 0.05, dashArray: "4 4", interactive: false}).addTo(M.towers);
@@ -253,6 +259,11 @@ async function loadMap() {
       .bindTooltip(`${esc(t.name || t.camera_id)} (${esc(t.box_id)})${t.status ? " · " + esc(t.status) : ""}`).addTo(M.towers);
   }
   fitOnce();
+}
+
+function renderBoxes(boxes) {
+  $("#boxes").innerHTML = boxes.map((b) =>
+    `<span class="box ${esc(b.available)}" data-box-id="${esc(b.box_id)}" title="${esc(b.t ? fmtTime(b.t) : "")}">${esc(b.name || b.box_id)} · ${esc(b.available)}</span>`).join("");
 }
 
 function renderAlertLayers() {
@@ -292,7 +303,7 @@ function startLive() {
     es = new EventSource("/api/stream");
     es.addEventListener("change", (ev) => {
       const c = +ev.data;
-      if (c !== state.change) { state.change = c; loadAlerts().catch(() => {}); }
+      if (c !== state.change) { state.change = c; loadAlerts().catch(() => {}); loadMap().catch(() => {}); }
     });
     es.onopen = () => { live.className = "live on"; };
     es.onerror = () => { live.className = "live off"; };
@@ -300,7 +311,7 @@ function startLive() {
   connect();
   // fallback when the stream is down (a proxy that buffers it, say): poll
   setInterval(() => { if (!es || es.readyState !== EventSource.OPEN) loadAlerts().catch(() => {}); }, 5000);
-  setInterval(() => loadMap().catch(() => {}), 30000);
+  setInterval(() => { if (!es || es.readyState !== EventSource.OPEN) loadMap().catch(() => {}); }, 15000);
 }
 
 // ---------------------------------------------------------------- keyboard
