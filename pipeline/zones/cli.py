@@ -536,10 +536,9 @@ def import_properties(raw: io.RawFeature, args: argparse.Namespace) -> dict[str,
     if zone_id in (None, ""):
         raise UserError(raw.source, raw.label, f"an id: a property `id` or --id-field FIELD (fields: {fields})",
                         "nothing")
-    zone_id = str(zone_id).strip()
-    if isinstance(zone_id, str) and zone_id.endswith(".0") and args.id_field:
-        zone_id = zone_id[:-2]  # a numeric dbf id read as float
-    props["id"] = f"{args.id_prefix or ''}{zone_id}"
+    if isinstance(zone_id, float) and zone_id.is_integer():
+        zone_id = int(zone_id)  # a numeric dbf field read as a float: 1401, not 1401.0
+    props["id"] = f"{args.id_prefix or ''}{str(zone_id).strip()}"
     name_field = args.name_field or "name"
     if name_field not in src and args.name_field:
         raise UserError(raw.source, f"{raw.label}.{args.name_field}", f"a name in field {args.name_field!r}"
