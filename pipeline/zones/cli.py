@@ -1021,7 +1021,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a camera sees a zone only within this range (default %(default)g m)")
     common.add_argument("--image-wh", type=_wh, default=DEFAULT_IMAGE_WH,
                         help="frame size used for visibility when no frame is at hand (default 1920x1080)")
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0], parents=[common])
+    parser = argparse.ArgumentParser(prog=PROG, description="List, import, validate, edit, preview, test and export"
+                                     " zones (docs/ZONES_CLI.md).", parents=[common])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[Context, argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
