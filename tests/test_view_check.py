@@ -70,7 +70,9 @@ def test_guard_holds_a_preset_until_its_view_matches_again() -> None:
     assert not guard.allows("east", 1, REF, 0.2)  # within recheck_s: still held, not recomputed
     assert guard.allows("east", 1, REF, 0.6)  # rechecked: matches again
     assert not guard.allows("east", 2, turned, 0.7)  # a new visit is checked at once
-    assert changes == [("east", False), ("east", True), ("east", False)]
+    assert not guard.allows("east", 2, turned, 1.3)  # still wrong in the same visit: not reported again
+    assert not guard.allows("east", 3, turned, 1.4)  # still wrong at the next visit: reported again
+    assert changes == [("east", False), ("east", True), ("east", False), ("east", False)]
     assert guard.health()["view_mismatch"] == ["east"]
 
 

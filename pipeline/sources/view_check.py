@@ -122,8 +122,9 @@ class ViewGuard:
 
     Checks the first due frame of each visit to a preset, then every ``recheck_s`` while the view does
     not match and every ``verify_s`` while it does (a fixed camera can be turned at any time).
-    ``on_change(preset, matches, detail)`` is called when a preset's verdict changes (and for the first
-    verdict when it is a mismatch).
+    ``on_change(preset, matches, detail)`` is called when a view stops matching, again at every new visit
+    while it does not match (a patrol reports ``online`` at each arrival elsewhere), and when it matches
+    again.
     """
 
     def __init__(self, checkers: dict[str | None, ViewChecker], cfg: ViewCheckConfig) -> None:
@@ -147,7 +148,10 @@ class ViewGuard:
         result = checker.compare(image_bgr)
         self.checks += 1
         self._views[preset] = _PresetView(visit, result.matches, now_mono, result)
-        changed = (seen is None and not result.matches) or (seen is not None and seen.matches != result.matches)
+        if result.matches:  # reported when it recovers
+            changed = seen is not None and not seen.matches
+        else:  # reported on the first check of every visit (the status may have said `online` meanwhile)
+            changed = seen is None or seen.matches or seen.visit != visit
         if not result.matches:
             self.mismatches += 1
         if changed and self.on_change is not None:
