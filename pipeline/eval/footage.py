@@ -29,10 +29,10 @@ from pipeline.config import CameraConfig, Config
 from pipeline.errors import UserError
 from pipeline.eval.alerts import AlertRecord, ClipResult
 from pipeline.eval.boxmetrics import BoxEvaluator
-from pipeline.eval.hookup import at_operating_point, make_analyzer, make_file_source
+from pipeline.eval.hookup import at_operating_point, detect_frame, make_analyzer, make_file_source
 from pipeline.eval.labels import VIDEO_SUFFIXES, ClipLabels, find_clip_labels, load_clip_labels
 from pipeline.logs import get_logger
-from pipeline.types import CLASS_INDEX, AlertEvent, Detections
+from pipeline.types import CLASS_INDEX, AlertEvent
 
 log = get_logger("eval")
 
@@ -235,7 +235,7 @@ def run_clip(
             index = index_of(frame.t_capture)
             indices.append(index)
             t1 = time.perf_counter()
-            dets_floor: Detections = detector.detect([frame.image_bgr])[0]
+            dets_floor = detect_frame(detector, frame.image_bgr, plan.camera, config.detector.iou_threshold)
             t2 = time.perf_counter()
             dets = at_operating_point(dets_floor, thresholds)
             events = analyzer.process(frame, dets)

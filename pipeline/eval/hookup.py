@@ -10,7 +10,8 @@ score floor (``SCORE_FLOOR``, as Ultralytics' ``val`` uses 0.001) and :func:`at_
 per class, the boxes at or above the configured ``detector.score_threshold`` before they reach the
 Analyzer. With greedy per-class NMS this yields exactly the boxes the daemon's detector returns at the
 configured thresholds (a box above its threshold can only be suppressed by a better one, which is above it
-too); ``tests/test_eval_cli.py::test_operating_point_equals_the_daemons_detector`` checks that on real frames.
+too, and the candidate and ``max_det`` caps of the decoder keep the best boxes first);
+``tests/test_eval_cli.py::test_operating_point_equals_the_daemons_detector`` checks that on real frames.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ def make_detector(cfg: DetectorConfig, score_floor: float = SCORE_FLOOR) -> Onnx
 
     floor = ScoreThresholds.model_construct(default=score_floor)  # below the config bounds on purpose
     return OnnxDetector(cfg.model_copy(update={"score_threshold": floor}))
+
+
+def detect_frame(detector: Any, image_bgr: Any, cam: CameraConfig, iou_threshold: float) -> Detections:
+    """One frame through the detector, tiled when the camera has ``tiling`` (``detect_frames``)."""
+    if getattr(cam, "tiling", None) is None:
+        result: Detections = detector.detect([image_bgr])[0]
+        return result
+    from pipeline.detect.tiling import detect_frames
+
+    return detect_frames(detector, [image_bgr], [cam.tiling], iou_threshold)[0]
 
 
 def thresholds_by_name(thresholds: ScoreThresholds) -> dict[str, float]:
