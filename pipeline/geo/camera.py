@@ -64,7 +64,7 @@ def camera_axes(pan_deg: float, tilt_deg: float, roll_deg: float = 0.0) -> Axes:
     p, t, r = math.radians(pan_deg), math.radians(tilt_deg), math.radians(roll_deg)
     forward = np.array([math.sin(p) * math.cos(t), math.cos(p) * math.cos(t), math.sin(t)])
     right0 = np.array([math.cos(p), -math.sin(p), 0.0])
-    up0 = np.cross(right0, forward)
+    up0 = np.array([-math.sin(t) * math.sin(p), -math.sin(t) * math.cos(p), math.cos(t)])  # right0 × forward
     right = math.cos(r) * right0 - math.sin(r) * up0
     up = math.sin(r) * right0 + math.cos(r) * up0
     return Axes(right, -up, forward)

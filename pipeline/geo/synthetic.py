@@ -102,7 +102,8 @@ class Trial:
     fix: GroundFix | None
     error_m: float  # horizontal distance truth → fix (NaN without a fix)
     mahalanobis2: float  # of the truth under the fix's covariance
-    depression_deg: float
+    depression_deg: float  # of the line of sight below the horizontal
+    incidence_deg: float  # angle between the line of sight and the ground surface at the target (≤ 90°)
 
 
 @dataclass
@@ -170,8 +171,9 @@ def run_trials(
         fix = model.locate(noisy, image_wh, pix[None, :], sigma)[0]
         rng_m = math.hypot(te, tn)
         dep = -math.degrees(math.atan2(float(z) - model.camera_z_m, rng_m))
+        inc = incidence_deg(model, ray[0], te, tn)
         if fix is None:
-            trials.append(Trial(tower.camera_id, np.array([e, n]), rng_m, None, math.nan, math.inf, dep))
+            trials.append(Trial(tower.camera_id, np.array([e, n]), rng_m, None, math.nan, math.inf, dep, inc))
             continue
         trials.append(
             Trial(
@@ -182,9 +184,20 @@ def run_trials(
                 _err(model, fix, te, tn),
                 mahalanobis2(model.frame, fix, lat, lon),
                 dep,
+                inc,
             )
         )
     return trials
+
+
+def incidence_deg(model: CameraModel, ray: F64, east_m: float, north_m: float, h_m: float = 5.0) -> float:
+    """Grazing angle (degrees) between a ray and the ground surface at a local point."""
+    e = np.array([east_m - h_m, east_m + h_m, east_m, east_m])
+    n = np.array([north_m, north_m, north_m - h_m, north_m + h_m])
+    z = model.ground_height_m(e, n)
+    normal = np.array([-(z[1] - z[0]) / (2 * h_m), -(z[3] - z[2]) / (2 * h_m), 1.0])
+    normal /= np.linalg.norm(normal)
+    return math.degrees(math.asin(min(1.0, abs(float(ray @ normal)))))
 
 
 def _err(model: CameraModel, fix: GroundFix, te: float, tn: float) -> float:

@@ -93,6 +93,7 @@ class Terrain:
         self._dem: NDArray[np.float64] | None = None
         self._inv_affine: Any = None
         self._dem_crs: pyproj.CRS | None = None
+        self._from_wgs84: pyproj.Transformer | None = None  # built on first use (the caller's thread)
         self._native_step_m = 30.0
         if self.dem_path is not None:
             self._read_dem(self.dem_path)
@@ -151,8 +152,9 @@ class Terrain:
         lon_a = np.asarray(lon, dtype=np.float64)
         if self._dem is None or self._dem_crs is None:
             return np.full(np.broadcast(lat_a, lon_a).shape, np.nan)
-        tr = pyproj.Transformer.from_crs("EPSG:4326", self._dem_crs, always_xy=True)
-        x, y = tr.transform(lon_a, lat_a)
+        if self._from_wgs84 is None:
+            self._from_wgs84 = pyproj.Transformer.from_crs("EPSG:4326", self._dem_crs, always_xy=True)
+        x, y = self._from_wgs84.transform(lon_a, lat_a)
         return self._sample_native(np.asarray(x, np.float64), np.asarray(y, np.float64))
 
     def _sample_native(self, x: F64, y: F64) -> F64:
