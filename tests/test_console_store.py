@@ -521,9 +521,11 @@ def test_topic_filters_shared_and_plain() -> None:
         ("$share/g/mw/county/b1/events", True),
         ("$share/g/mw/county/b1/snapshots/+", True),
         ("mw/county/b1/cameras/+/status", False),
+        ("mw/county/b1/available", False),
         ("$share/g/mw/county/b2/events", True),
         ("$share/g/mw/county/b2/snapshots/+", True),
         ("mw/county/b2/cameras/+/status", False),
+        ("mw/county/b2/available", False),
     ]
     assert topic_filters(ConsoleMqttConfig(share_group=None))[0] == ("minewatch/+/events", False)
 
@@ -574,3 +576,19 @@ def test_merge_towers_config_then_seen() -> None:
         ("c1", "东山", "offline"),
         ("c2", "西山", None),
     ]
+
+
+def test_postgres_connection_killed_by_the_server_is_replaced(postgres_url: str) -> None:
+    """A pooled connection the server dropped (restart, failover) fails one transaction, then is replaced."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        store = Store(f"{postgres_url}?options=-csearch_path%3D{schema}&application_name={schema}")
+        store.ingest_event(make_event("a1"))  # leaves an idle pooled connection
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (schema,))
+    with pytest.raises(psycopg.OperationalError):
+        store.list_alerts()
+    assert [a["alert_id"] for a in store.list_alerts()] == ["a1"]
+    store.close()

@@ -14,6 +14,7 @@ dismissed (false alarm) and reopened, each with its author and reason.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -152,12 +153,21 @@ _DIALECT_TYPES = {
 }
 
 
+#: idle connections kept for reuse. Too low: web requests (each on its own thread) open connections
+#: again and again (milliseconds each on PostgreSQL); too high: idle connections held on the server.
+POOL_IDLE_MAX = 8
+
+
 class Database:
-    """One connection per thread, to SQLite (file) or PostgreSQL (psycopg 3); ``?`` placeholders."""
+    """A small pool of connections to SQLite (file) or PostgreSQL (psycopg 3); ``?`` placeholders.
+
+    A transaction takes a connection from the pool and gives it back after COMMIT/ROLLBACK; a connection
+    that fails to roll back (the server went away) is closed instead of reused."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._local = threading.local()
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
         if url.startswith("sqlite:///"):
             self.dialect = "sqlite"
             self.path = Path(url.removeprefix("sqlite:///"))
@@ -195,12 +205,18 @@ class Database:
 
         return psycopg.connect(self.url, row_factory=dict_row, autocommit=True)
 
-    def conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-        return conn
+    def _acquire(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _release(self, conn: Any) -> None:
+        with self._lock:
+            if len(self._idle) < POOL_IDLE_MAX:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.dialect == "postgres" else sql
@@ -208,18 +224,29 @@ class Database:
     @contextmanager
     def tx(self, write: bool = True) -> Iterator[_Cursor]:
         """A transaction; SQLite takes the write lock up front (``BEGIN IMMEDIATE``) so it never deadlocks."""
-        conn = self.conn()
-        cur = _Cursor(self, conn.cursor())
-        if self.dialect == "sqlite":
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        else:
-            conn.execute("BEGIN")
+        conn = self._acquire()
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write and self.dialect == "sqlite" else "BEGIN")
+            cur = _Cursor(self, conn.cursor())
+        except BaseException:
+            _close_quietly(conn)
+            raise
         try:
             yield cur
         except BaseException:
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except Exception:
+                _close_quietly(conn)
+            else:
+                self._release(conn)
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            _close_quietly(conn)
+            raise
+        self._release(conn)
 
     def create_schema(self) -> None:
         ddl = _SCHEMA.format(**_DIALECT_TYPES[self.dialect])
@@ -229,10 +256,15 @@ class Database:
                     cur.execute(statement)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close_quietly(conn)
+
+
+def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # already broken: nothing to give back
+        conn.close()
 
 
 class _Cursor:
