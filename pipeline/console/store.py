@@ -310,7 +310,7 @@ def parse_event(raw: bytes) -> dict[str, Any]:
 
 
 class Store:
-    """The register. Thread-safe: each thread uses its own connection."""
+    """The register. Thread-safe: each transaction takes its own pooled connection."""
 
     def __init__(self, database_url: str) -> None:
         self.db = Database(database_url)
