@@ -5,16 +5,19 @@ Encodes a test clip with PyAV (libx264, a textured scene with moving objects, ke
 frames), then reads it with minewatch's own :class:`~pipeline.sources.FileSource` as fast as possible
 (``realtime: false``) while a consumer thread takes every analysed frame, and measures the process's CPU
 time. CPU seconds per second of video = the share of one core that one live camera costs; its inverse
-is how many such cameras one core sustains (decoding and BGR conversion only: no RTSP receive, no
-detector). Results and the command go to docs/BENCHMARKS.md (## Decoding).
+is how many such cameras one core sustains (decoding and BGR conversion; no detector).
+With ``--rtsp S`` the live path is measured too: the clip served over RTSP on loopback and read
+by :class:`~pipeline.sources.RtspSource` in real time (receiving, depacketising, reader threads).
+Results and the command go to docs/BENCHMARKS.md (## Decoding).
 
-    nice -n 10 .venv/bin/python scripts/bench_decode.py --seconds 20
+    nice -n 10 .venv/bin/python scripts/bench_decode.py --seconds 30 --rtsp 20
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -76,6 +79,46 @@ def measure(clip: Path, mode: str, analysis_fps: float, threads: int) -> dict[st
     return {"cpu_s": cpu, "wall_s": wall, "decoded": float(health["frames_in_total"]), "analysed": float(taken)}
 
 
+def measure_rtsp(clip: Path, mode: str, analysis_fps: float, threads: int, seconds: float) -> dict[str, float]:
+    """Live path: the clip served by scripts/rtsp_server.py (gst-rtsp-server), read by RtspSource in real
+    time for ``seconds``; CPU of this process only (the server's is not counted)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    script = Path(__file__).with_name("rtsp_server.py")
+    server = subprocess.Popen(["/usr/bin/python3", str(script), "--port", str(port), "--file", str(clip)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert server.stdout is not None
+        if not server.stdout.readline().startswith(b"ready"):
+            raise RuntimeError("rtsp_server.py did not start")
+        cam = CameraConfig.model_validate({
+            "id": "bench", "source": f"rtsp://127.0.0.1:{port}/cam", "lat": 0, "lon": 0,
+            "analysis_fps": analysis_fps, "reader": {"decode_mode": mode, "decode_threads": threads}})
+        src = make_source(cam)
+        src.start()
+        deadline = time.monotonic() + 15
+        while src.status != "online" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)  # let auto mode settle and the first burst pass
+        taken = 0
+        src.slot.take()  # count only frames handed on during the measurement
+        cpu0, wall0, in0 = time.process_time(), time.perf_counter(), src.health()["frames_in_total"]
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if src.slot.get(0.05) is not None:
+                taken += 1
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        decoded = src.health()["frames_in_total"] - in0
+        src.stop()
+    finally:
+        server.kill()
+        server.wait(5)
+    return {"cpu_s": cpu, "wall_s": wall, "decoded": float(decoded), "analysed": float(taken)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the test clip")
@@ -86,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="decode_threads")
     parser.add_argument("--repeat", type=int, default=2, help="runs per mode; the cheapest counts")
     parser.add_argument("--clip", type=Path, help="use this clip instead of encoding one")
+    parser.add_argument("--rtsp", type=float, default=0.0, metavar="SECONDS",
+                        help="also measure the live path for this long per mode: the clip served over RTSP by"
+                             " scripts/rtsp_server.py (needs /usr/bin/python3 with gi), read in real time")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -106,8 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             runs = [measure(clip, mode, args.analysis_fps, args.threads) for _ in range(args.repeat)]
             best = min(runs, key=lambda r: r["cpu_s"])
             share = best["cpu_s"] / duration
-            print(f"| {mode} | {args.analysis_fps:g} | {100 * share:.1f} % | {1 / share:.0f} | "
+            print(f"| {mode} (file) | {args.analysis_fps:g} | {100 * share:.1f} % | {1 / share:.0f} | "
                   f"{best['decoded']:.0f} | {best['analysed']:.0f} |")
+        if args.rtsp > 0:
+            for mode in ("all", "keyframes"):
+                r = measure_rtsp(clip, mode, args.analysis_fps, args.threads, min(args.rtsp, duration - 4))
+                share = r["cpu_s"] / r["wall_s"]
+                print(f"| {mode} (RTSP, live) | {args.analysis_fps:g} | {100 * share:.1f} % | {1 / share:.0f} | "
+                      f"{r['decoded']:.0f} | {r['analysed']:.0f} |")
     print(f"\n(clip {duration:.0f} s {args.size}@{args.fps}, GOP {args.gop}, decode_threads {args.threads}; "
           f"cpu {os.cpu_count()} cores; niceness {os.nice(0)})")
     return 0
