@@ -264,7 +264,8 @@ class Source:
             if status == self.status:
                 return
             self.status, self.status_detail = status, dict(detail)
-        level = logging.INFO if status in ("online", "finished") else logging.WARNING
+        level = logging.INFO if status in ("online", "finished") or detail.get("reason") == "stopped" \
+            else logging.WARNING
         self.log.log(level, "status %s %s", status, redact(str(detail)) if detail else "")
         if status == "finished":
             self._emit("offline", {"reason": "end of file", **detail})
