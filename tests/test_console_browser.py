@@ -163,6 +163,7 @@ def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tm
             expect(page.locator(f'.alert-pin[data-alert-id="{alert_id}"]')).to_be_attached(timeout=5000)
             appeared_s = time.monotonic() - t0
             expect(page.locator('#boxes .box.online[data-box-id="kelan-edge-1"]')).to_be_visible(timeout=5000)
+            expect(page.locator("#mqtt.online")).to_be_visible(timeout=6000)  # this console's broker link
             page.keyboard.press("j")  # keyboard: select the first alert
             expect(page.locator("#detail-title")).to_have_attribute("data-alert-id", alert_id)
             snap = page.locator("#snapshot")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Broker
 from flask.testing import FlaskClient
 from test_console_store import make_event
 
@@ -55,6 +58,7 @@ def login(client: FlaskClient, user: str, password: str) -> str:
         ("GET", "/api/alerts", 401),
         ("GET", "/api/alerts/a1", 401),
         ("GET", "/api/map", 401),
+        ("GET", "/api/health", 401),
         ("GET", "/api/stream", 401),
         ("GET", "/snapshots/a1.jpg", 401),
         ("GET", "/export/cases.csv", 401),
@@ -197,3 +201,33 @@ def test_logout_ends_the_session(setup: tuple[Store, FlaskClient]) -> None:
     assert client.post("/logout").status_code == 403  # without the token
     client.post("/logout", data={"csrf": token})
     assert client.get("/api/alerts").status_code == 401
+
+
+def test_health_follows_the_broker_link(setup: tuple[Store, FlaskClient], broker: Broker) -> None:
+    """The page's MQTT indicator: a real Mosquitto, killed under the console."""
+    from pipeline.console.config import ConsoleMqttConfig
+    from pipeline.console.ingest import Ingestor
+
+    store, _ = setup
+    cfg = ConsoleMqttConfig(host="127.0.0.1", port=broker.port, client_id="health-test", reconnect_max_s=1)
+    ingestor = Ingestor(cfg, store)
+    config = ConsoleConfig.model_validate({"database_url": store.db.url})
+    client = create_app(config, store, ingestor.status).test_client()
+    login(client, "alice", "alice-password")
+    ingestor.start()
+    try:
+        wait_until(lambda: client.get("/api/health").get_json()["mqtt_connected"] is True)
+        broker.kill()
+        wait_until(lambda: client.get("/api/health").get_json()["mqtt_connected"] is False)
+        broker.start()
+        wait_until(lambda: client.get("/api/health").get_json()["mqtt_connected"] is True)
+        assert client.get("/api/health").get_json()["connects"] == 2
+    finally:
+        ingestor.stop()
+
+
+def wait_until(cond: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)

@@ -153,7 +153,8 @@ def _run(config: ConsoleConfig) -> int:
     from pipeline.console.web import create_app
 
     store = Store(config.database_url)
-    app = create_app(config, store)
+    ingestor = Ingestor(config.mqtt, store)
+    app = create_app(config, store, ingestor.status)
     if not store.operators():
         log.warning("no operator yet: add one with `minewatch console adduser --config … NAME`")
     try:
@@ -163,7 +164,6 @@ def _run(config: ConsoleConfig) -> int:
         server = make_server(config.web.host, config.web.port, app, threaded=True)
     except OSError as exc:
         raise UserError("console.yaml", "web.port", f"a free port on {config.web.host}", exc) from None
-    ingestor = Ingestor(config.mqtt, store)
     ingestor.start()
     stop = threading.Event()
 

@@ -103,6 +103,21 @@ class Ingestor:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
 
+    def status(self) -> dict[str, object]:
+        """For the page: is the broker link up, and what has come in since the start."""
+        s = self.stats
+        return {
+            "mqtt_connected": self.connected.is_set(),
+            "broker": f"{self.cfg.host}:{self.cfg.port}",
+            "client_id": self.cfg.effective_client_id(),
+            "events": s.events,
+            "duplicates": s.duplicates,
+            "snapshots": s.snapshots,
+            "invalid": s.invalid,
+            "unacked": s.unacked,
+            "connects": s.connects,
+        }
+
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.cfg.session_expiry_s

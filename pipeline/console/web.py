@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ PUBLIC = ("/login", "/healthz", "/static/")
 STREAM_MAX_S = 300.0
 
 
-def create_app(config: ConsoleConfig, store: Store) -> Flask:
+def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], dict[str, Any]] | None = None) -> Flask:
+    """The web app. ``ingest_status`` tells the page whether this console's MQTT link is up (and its counters)."""
     app = Flask("minewatch-console", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
     app.config.update(
         SECRET_KEY=store.secret("flask_secret_key"),
@@ -144,6 +145,11 @@ def create_app(config: ConsoleConfig, store: Store) -> Flask:
             user=u,
             csrf=session.get("csrf", ""),
         )
+
+    @app.get("/api/health")
+    def api_health() -> WResponse:
+        status = ingest_status() if ingest_status is not None else {"mqtt_connected": None}
+        return jsonify(status)
 
     @app.get("/api/alerts")
     def api_alerts() -> WResponse:

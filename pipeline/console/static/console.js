@@ -312,6 +312,23 @@ function startLive() {
   // fallback when the stream is down (a proxy that buffers it, say): poll
   setInterval(() => { if (!es || es.readyState !== EventSource.OPEN) loadAlerts().catch(() => {}); }, 5000);
   setInterval(() => { if (!es || es.readyState !== EventSource.OPEN) loadMap().catch(() => {}); }, 15000);
+  loadHealth();
+  setInterval(loadHealth, 5000);
+}
+
+// this console's broker link: alerts stop arriving when it is down, so say so
+async function loadHealth() {
+  const el = $("#mqtt");
+  try {
+    const h = await api("/api/health");
+    const up = h.mqtt_connected;
+    el.className = "box " + (up ? "online" : "offline");
+    el.textContent = up ? "MQTT ✓" : "MQTT ✗ 未连接 broker down";
+    el.title = `${h.broker || ""} · ${h.client_id || ""} · events ${h.events ?? "?"}, duplicates ${h.duplicates ?? "?"}`;
+  } catch (e) {
+    el.className = "box offline";
+    el.textContent = "console unreachable";
+  }
 }
 
 // ---------------------------------------------------------------- keyboard
