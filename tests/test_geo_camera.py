@@ -126,15 +126,18 @@ def test_empty_input() -> None:
 
 # -------------------------------------------------------------------------------------------------- uncertainty
 def test_ellipse_matches_hand_worked_sensitivities() -> None:
-    """Flat ground, no curvature: s = H/tan θ, so σ_s ≈ H(cot(θ−σ) − cot(θ+σ))/2 and the cross error is s·σ_pan."""
+    """Flat ground, no curvature: s = H/tan θ. Probing tilt at ±kσ (k = 2.146) and keeping the longer side,
+    σ_s = H(cot(θ−kσ) − cot θ)/k (the far side: 730 m, where the symmetric secant would say 580 m); the cross
+    error is s·σ_pan."""
     h, theta, sig = 100.0, 1.0, 0.1
     model = flat()
     fix = model.locate(Pose(60.0, -theta, 30.0), WH, CENTRE, PoseSigma(pan_deg=sig, tilt_deg=sig, pixel_px=0.0))[0]
     assert fix is not None
     cot = lambda deg: 1.0 / math.tan(math.radians(deg))  # noqa: E731
-    sigma_range = h * (cot(theta - sig) - cot(theta + sig)) / 2.0  # ≈ 579 m
-    sigma_cross = fix.range_m * math.radians(sig)  # ≈ 10 m
     k = math.sqrt(CHI2_2D_90)
+    sigma_range = h * (cot(theta - k * sig) - cot(theta)) / k  # ≈ 730 m
+    assert 725 < sigma_range < 735
+    sigma_cross = fix.range_m * math.radians(sig)  # ≈ 10 m
     assert fix.semi_major_m == pytest.approx(k * sigma_range, rel=1e-3)
     assert fix.semi_minor_m == pytest.approx(k * sigma_cross, rel=1e-3)
     assert fix.orientation_deg == pytest.approx(60.0, abs=0.01)  # along the line of sight

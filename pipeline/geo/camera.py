@@ -13,9 +13,13 @@ Conventions (see docs/GEO.md):
   curvature and refraction. The ray is straight.
 
 Uncertainty: pan, tilt (``PoseSigma``), the pixel position (x and y, ``pixel_px``) and the ground's vertical
-error are each perturbed by ±1 σ; the central differences are the columns of σ·J, and ``cov = Σ cᵢ cᵢᵀ``
-(first-order propagation with a secant the width of the σ). The 90 % ellipse scales the covariance's
-eigen-axes by √χ²₂(0.90) = 2.146.
+error are independent sources. Each is probed at ±k σ with k = √χ²₂(0.90) = 2.146 (where the 90 % ellipse's
+edge lies along that source); the longer of the two ground displacements, divided by k, is that source's
+column cᵢ of σ·J, and ``cov = Σ cᵢ cᵢᵀ``. For a linear error this is exactly first-order propagation; for the
+skewed range error of grazing rays it makes the ellipse reach the far tail instead of averaging it away. When
+a ±k σ probe leaves the ground (near the horizon, past a ridge), that source falls back to ±1 σ, one-sided if
+needed; if even ±1 σ misses on both sides the fix is dropped ("near_horizon": its range is unbounded). The
+90 % ellipse scales the covariance's eigen-axes by 2.146.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ F64 = NDArray[np.float64]
 #: χ² quantile of 2 degrees of freedom at 0.90: a 2-D Gaussian lies inside √(this)·σ-axes with 90 % probability.
 CHI2_2D_90 = 4.605170185988091
 ELLIPSE_90_SCALE = math.sqrt(CHI2_2D_90)
+#: Error sources are probed at ±PROBE_K σ (the 90 % ellipse's edge along one source) and scaled back by it,
+#: so that a skewed error (grazing rays) gets an ellipse that reaches its far tail; linear errors are unchanged.
+PROBE_K = ELLIPSE_90_SCALE
 
 #: Why a pixel gave no ground fix.
 MISS_REASONS: dict[str, str] = {
@@ -287,41 +294,39 @@ class CameraModel:
         if n == 0:
             return []
         sig = sigma or self.pose_sigma
-        perturb = [
-            (sig.pan_deg, (1.0, 0.0, 0.0, 0.0, 0.0)),
-            (sig.tilt_deg, (0.0, 1.0, 0.0, 0.0, 0.0)),
-            (sig.pixel_px, (0.0, 0.0, 1.0, 0.0, 0.0)),
-            (sig.pixel_px, (0.0, 0.0, 0.0, 1.0, 0.0)),
-            (self.terrain.vertical_sigma_m, (0.0, 0.0, 0.0, 0.0, 1.0)),
-        ]
-        variants: list[tuple[float, float, float, float, float]] = [(0.0, 0.0, 0.0, 0.0, 0.0)]
-        for s, unit in perturb:
-            if s > 0:
-                variants.append(tuple(s * u for u in unit))  # type: ignore[arg-type]
-                variants.append(tuple(-s * u for u in unit))  # type: ignore[arg-type]
-        dirs_all: list[F64] = []
-        dz_all: list[F64] = []
-        for d_pan, d_tilt, d_x, d_y, d_z in variants:
-            p = Pose(pose.pan_deg + d_pan, pose.tilt_deg + d_tilt, pose.hfov_deg, pose.roll_deg, pose.preset)
-            dirs_all.append(self.rays(p, image_wh, xy + np.array([d_x, d_y])))
-            dz_all.append(np.full(n, d_z))
-        dirs = np.concatenate(dirs_all)
-        t, code = self.intersect(dirs, np.concatenate(dz_all))
-        pts = (t[:, None] * dirs).reshape(len(variants), n, 3)  # east, north, up-offset from camera
-        codes = code.reshape(len(variants), n)
+        sigmas = np.array([sig.pan_deg, sig.tilt_deg, sig.pixel_px, sig.pixel_px, self.terrain.vertical_sigma_m])
+        active = np.flatnonzero(sigmas > 0)
+        # pass 1: the fix itself and ±k σ of every error source (k = 2.146: where the 90 % ellipse's edge lies)
+        steps = [np.zeros(5)]
+        for j in active:
+            for sign in (1.0, -1.0):
+                step = np.zeros(5)
+                step[j] = sign * PROBE_K * sigmas[j]
+                steps.append(step)
+        pts, codes = self._probe(pose, image_wh, xy, np.array(steps))
         base = pts[0]
         fixes: list[GroundFix | None] = [None] * n
         ok = ~np.isnan(base[:, 0])
-        cols = np.zeros((len(variants) // 2, n, 2))
+        cols = np.zeros((len(active), n, 2))
         bad = np.zeros(n, bool)
-        for j in range(len(variants) // 2):
-            plus, minus = pts[1 + 2 * j, :, :2], pts[2 + 2 * j, :, :2]
-            p_ok, m_ok = ~np.isnan(plus[:, 0]), ~np.isnan(minus[:, 0])
-            col = np.where((p_ok & m_ok)[:, None], (plus - minus) / 2.0, 0.0)
-            col = np.where((p_ok & ~m_ok)[:, None], plus - base[:, :2], col)
-            col = np.where((~p_ok & m_ok)[:, None], base[:, :2] - minus, col)
-            bad |= ~p_ok & ~m_ok
-            cols[j] = np.nan_to_num(col)
+        for c, j in enumerate(active):
+            d_plus = (pts[1 + 2 * c] - base) / PROBE_K
+            d_minus = (base - pts[2 + 2 * c]) / PROBE_K
+            both = ~np.isnan(d_plus[:, 0]) & ~np.isnan(d_minus[:, 0])
+            # the longer side: the ellipse must reach the far tail of a skewed (grazing) error
+            longer = np.where((np.hypot(*d_plus.T) >= np.hypot(*d_minus.T))[:, None], d_plus, d_minus)
+            cols[c] = np.where(both[:, None], longer, 0.0)
+            retry = np.flatnonzero(ok & ~both)
+            if retry.size:  # k σ leaves the ground (near the horizon or a ridge): fall back to ±1 σ
+                step = np.zeros((3, 5))
+                step[1, j], step[2, j] = sigmas[j], -sigmas[j]
+                near, _ = self._probe(pose, image_wh, xy[retry], step)
+                dp, dm = near[1] - near[0], near[0] - near[2]
+                p_ok, m_ok = ~np.isnan(dp[:, 0]), ~np.isnan(dm[:, 0])
+                longer_1 = np.where((np.hypot(*dp.T) >= np.hypot(*dm.T))[:, None], dp, dm)
+                one = np.where((p_ok & m_ok)[:, None], longer_1, np.where(p_ok[:, None], dp, dm))
+                cols[c, retry] = np.where((p_ok | m_ok)[:, None], np.nan_to_num(one), 0.0)
+                bad[retry] |= ~p_ok & ~m_ok
         cov = np.einsum("jni,jnk->nik", cols, cols)  # (n, 2, 2)
         lat, lon = self.frame.to_wgs84(base[:, 0], base[:, 1]) if ok.any() else (np.zeros(n), np.zeros(n))
         elev = self.ground_height_m(base[:, 0], base[:, 1])
@@ -338,6 +343,20 @@ class CameraModel:
                 math.degrees(math.atan2(e, nn)) % 360.0, cov[i], (self.camera_id,),
             )
         return fixes
+
+    def _probe(
+        self, pose: Pose, image_wh: tuple[int, int], xy: F64, steps: F64
+    ) -> tuple[F64, NDArray[np.int8]]:
+        """Ground points (S, N, 2) east/north for pose/pixel/ground perturbations ``steps`` (S, 5): d_pan,
+        d_tilt, d_x, d_y (pixels), d_ground (m). NaN where the ray misses; also the miss codes (S, N)."""
+        n = len(xy)
+        dirs_all: list[F64] = []
+        for d_pan, d_tilt, d_x, d_y, _ in steps:
+            p = Pose(pose.pan_deg + d_pan, pose.tilt_deg + d_tilt, pose.hfov_deg, pose.roll_deg, pose.preset)
+            dirs_all.append(self.rays(p, image_wh, xy + np.array([d_x, d_y])))
+        dirs = np.concatenate(dirs_all)
+        t, code = self.intersect(dirs, np.repeat(steps[:, 4], n))
+        return (t[:, None] * dirs[:, :2]).reshape(len(steps), n, 2), code.reshape(len(steps), n)
 
     def _miss(self, reason: str) -> None:
         self.miss_counts[reason] = self.miss_counts.get(reason, 0) + 1

@@ -227,3 +227,8 @@ def ring_targets(
     r = rng.uniform(r_min_m, r_max_m, n)
     a = rng.uniform(0, 2 * math.pi, n)
     return np.stack([centre_en[0] + r * np.sin(a), centre_en[1] + r * np.cos(a)], axis=1)
+
+
+#: The benchmark's towers: A on the 830 m hill at the origin, B on the ridge to the north-east (5.9 km away).
+A_TOWER = Tower("A", 0.0, 0.0, 30.0)
+B_TOWER = Tower("B", 5200.0, 3000.0, 30.0)
