@@ -139,10 +139,14 @@ def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tm
             bob_ctx = browser.new_context(viewport={"width": 1600, "height": 900})
             # unauthenticated: the page redirects to the login form, the API answers 401
             page = alice_ctx.new_page()
+            errors: list[str] = []  # script errors, CSP refusals, failed loads
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(base + "/")
             assert "/login" in page.url
             for path in ("/api/alerts", "/export/cases.csv", f"/snapshots/{alert_id}.jpg", "/api/map"):
                 assert alice_ctx.request.get(base + path, max_redirects=0).status == 401, path
+            errors.clear()  # the 401s asked for above are expected
             page.fill("#username", "alice")
             page.fill("#password", "alice-password")
             page.click("#login")
@@ -214,6 +218,8 @@ def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tm
                 Path(shots).mkdir(parents=True, exist_ok=True)
                 for name in ("console-alert.png", "console-closed.png", "console-notice.png"):
                     (Path(shots) / name).write_bytes((tmp_path / name).read_bytes())
+
+            assert errors == [], errors
 
             # the CSV export contains the case with every step and its author
             resp = alice_ctx.request.get(base + "/export/cases.csv")

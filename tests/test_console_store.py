@@ -404,6 +404,14 @@ def test_csv_export_personal_data(store: Store, mode: str, name: str, phone: str
     assert r["stopped_actor"] == {"show": "李四", "mask": "李*", "hide": ""}[mode]
 
 
+def test_csv_defuses_formulas(store: Store) -> None:
+    store.ingest_event(make_event(zone={**make_event()["zone"], "name": '=HYPERLINK("http://x")'}))
+    store.record_step("a1", "stopped", author="op1", actor="+86 138", note="@SUM(A1)")
+    row = next(csv.DictReader(io.StringIO(cases_csv(store, "show").lstrip("\ufeff"))))
+    assert row["zone_name"].startswith("'=") and row["stopped_actor"] == "'+86 138"
+    assert row["stopped_note"] == "'@SUM(A1)" and row["lat"] == "38.701"
+
+
 def test_notice_leaves_out_dismissed_cases(store: Store) -> None:
     store.ingest_event(make_event("a"))
     store.ingest_event(make_event("b"))

@@ -79,6 +79,14 @@ def test_unauthenticated_requests_are_refused(
         assert resp.headers["Location"].startswith("/login")
 
 
+def test_security_headers(setup: tuple[Store, FlaskClient]) -> None:
+    _, client = setup
+    resp = client.get("/login")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+    assert resp.headers["X-Frame-Options"] == "DENY"
+
+
 def test_wrong_password_is_refused(setup: tuple[Store, FlaskClient]) -> None:
     _, client = setup
     resp = client.post("/login", data={"username": "alice", "password": "nope-nope"})

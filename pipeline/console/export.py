@@ -64,6 +64,14 @@ def _responsible(alert: dict[str, Any]) -> tuple[str, str]:
     return str(resp.get("name") or ""), str(resp.get("phone") or "")
 
 
+def defuse(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) gets a leading apostrophe;
+    numbers stay numbers. Zone names, notes and actors are typed by people: this keeps ``=HYPERLINK(…)`` inert."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def cases_csv(store: Store, mode: str) -> str:
     """One row per case; for each step its time, actor, note, author and recording time. UTF-8 with BOM."""
     logs = store.case_logs()
@@ -110,7 +118,7 @@ def cases_csv(store: Store, mode: str) -> str:
             if e["action"] in ("dismissed", "reopened")
         ]
         row.append(" | ".join(other))
-        writer.writerow(row)
+        writer.writerow([defuse(v) for v in row])
     return buf.getvalue()
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WResponse
@@ -60,6 +61,15 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
     gcj02 = config.web.tile_layer is not None and config.web.tile_layer.datum == "gcj02"
     if gcj02:  # the map's coordinates follow the tiles; texts on the page stay WGS84
         zones = to_gcj02_features(zones)
+    tiles = ""
+    if config.web.tile_layer is not None:
+        parts = urlsplit(config.web.tile_layer.url.replace("{s}", "*"))
+        tiles = f" {parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    # scripts only from here (no inline script runs); Leaflet positions with inline styles
+    csp = (
+        "default-src 'self'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline';"
+        f" img-src 'self' data:{tiles}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
     vendor_ok = (HERE / "static" / "vendor" / "leaflet" / "leaflet.js").is_file()
     if not vendor_ok:
         log.warning("Leaflet is not vendored: the map stays empty (run scripts/vendor_console_assets.sh)")
@@ -92,6 +102,7 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        resp.headers.setdefault("Content-Security-Policy", csp)
         return resp
 
     @app.get("/healthz")
