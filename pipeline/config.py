@@ -24,6 +24,25 @@ ClassName = Literal["excavator", "truck", "fire", "smoke", "person"]
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+def read_secret(section: str, password_env: str | None, password_file: Path | None) -> str | None:
+    """A password from the environment variable or the file a config names (never from the config itself).
+
+    The secret is registered for redaction, so that no log line or error can show it.
+    """
+    secret: str | None = None
+    if password_env:
+        secret = os.environ.get(password_env)
+        if secret is None:
+            raise UserError(section, "password_env", f"environment variable {password_env} set", "unset")
+    elif password_file:
+        try:
+            secret = password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise UserError(str(password_file), f"{section}.password_file", "a readable file", exc) from None
+    register_secret(secret)
+    return secret
+
+
 
 class PoseSigma(Strict):
     """How well the camera's pose is known (1 σ); drives the uncertainty ellipse of every fix."""
@@ -171,18 +190,7 @@ class OnvifConfig(Strict):
 
     def password(self) -> str | None:
         """Read the password from its environment variable or file (never from the config itself)."""
-        secret: str | None = None
-        if self.password_env:
-            secret = os.environ.get(self.password_env)
-            if secret is None:
-                raise UserError("onvif", "password_env", f"environment variable {self.password_env} set", "unset")
-        elif self.password_file:
-            try:
-                secret = self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
-            except (OSError, IndexError) as exc:
-                raise UserError(str(self.password_file), "onvif.password_file", "a readable file", exc) from None
-        register_secret(secret)
-        return secret
+        return read_secret("onvif", self.password_env, self.password_file)
 
 
 class ViewCheckConfig(Strict):
@@ -432,18 +440,7 @@ class MqttConfig(Strict):
 
     def password(self) -> str | None:
         """Read the password from its environment variable or file (never from the config itself)."""
-        secret: str | None = None
-        if self.password_env:
-            secret = os.environ.get(self.password_env)
-            if secret is None:
-                raise UserError("mqtt", "password_env", f"environment variable {self.password_env} set", "unset")
-        elif self.password_file:
-            try:
-                secret = self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
-            except (OSError, IndexError) as exc:
-                raise UserError(str(self.password_file), "mqtt.password_file", "a readable file", exc) from None
-        register_secret(secret)
-        return secret
+        return read_secret("mqtt", self.password_env, self.password_file)
 
 
 class AlertsConfig(Strict):
