@@ -49,76 +49,87 @@ def snapshot_jpeg() -> bytes:
 
 
 @pytest.fixture
-def console(tmp_path: Path, broker: Broker) -> Iterator[str]:
+def consoles(tmp_path: Path, broker: Broker) -> Iterator[tuple[str, str]]:
+    """Two `minewatch console` processes of one share group on one register, as in a county's control room."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: run `bash scripts/setup.sh --dev` (apt-get install chromium)")
     if not LEAFLET.exists():
         pytest.fail("Leaflet is not vendored: run `bash scripts/vendor_console_assets.sh` (setup.sh --dev does)")
-    port = free_port()
-    cfg = {
-        "database_url": f"sqlite:///{tmp_path / 'register.sqlite'}",
-        "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": f"console-e2e-{port}", "reconnect_max_s": 1},
-        "boxes": [
-            {
-                "id": "kelan-edge-1",
-                "zones": [str(ROOT / "zones")],
-                "towers": [
-                    {"id": "cam1", "name": "东山塔", "lat": 38.70, "lon": 111.60, "pan_deg": 90, "hfov_deg": 60}
-                ],
-            }
-        ],
-        "web": {"host": "127.0.0.1", "port": port, "poll_s": 0.3, "sector_range_m": 1500},
-        "privacy": {"notice": "mask", "csv": "show"},
-    }
-    path = tmp_path / "console.yaml"
-    path.write_text(json.dumps(cfg, ensure_ascii=False))  # JSON is YAML
+    paths = []
+    for name in ("a", "b"):
+        port = free_port()
+        cfg = {
+            "database_url": f"sqlite:///{tmp_path / 'register.sqlite'}",
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": broker.port,
+                "client_id": f"console-e2e-{name}-{port}",
+                "share_group": "control-room",
+                "reconnect_max_s": 1,
+            },
+            "boxes": [
+                {
+                    "id": "kelan-edge-1",
+                    "zones": [str(ROOT / "zones")],
+                    "towers": [
+                        {"id": "cam1", "name": "东山塔", "lat": 38.70, "lon": 111.60, "pan_deg": 90, "hfov_deg": 60}
+                    ],
+                }
+            ],
+            "web": {"host": "127.0.0.1", "port": port, "poll_s": 0.3, "sector_range_m": 1500},
+            "privacy": {"notice": "mask", "csv": "show"},
+        }
+        path = tmp_path / f"console-{name}.yaml"
+        path.write_text(json.dumps(cfg, ensure_ascii=False))  # JSON is YAML
+        paths.append((path, port))
     env = dict(os.environ, ALICE_PW="alice-password", BOB_PW="bob-password1")
     for user, var in (("alice", "ALICE_PW"), ("bob", "BOB_PW")):
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.cli",
-                "console",
-                "adduser",
-                "--config",
-                str(path),
-                user,
-                "--name",
-                user.title(),
-                "--password-env",
-                var,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "console",
+            "adduser",
+            "--config",
+            str(paths[0][0]),
+            user,
+            "--name",
+            user.title(),
+            "--password-env",
+            var,
+        ]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert out.returncode == 0, out.stderr
-    log = (tmp_path / "console.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "console", "--config", str(path)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    procs = []
     try:
-        wait_port(port, 30)
-        yield f"http://127.0.0.1:{port}"
+        for path, _ in paths:
+            log = (tmp_path / f"{path.stem}.log").open("wb")
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "pipeline.cli", "console", "--config", str(path)],
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            log.close()
+        for _, port in paths:
+            wait_port(port, 30)
+        yield f"http://127.0.0.1:{paths[0][1]}", f"http://127.0.0.1:{paths[1][1]}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
-def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tmp_path: Path) -> None:
+def test_alert_to_closed_case_in_a_real_browser(consoles: tuple[str, str], broker: Broker, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    base = console
+    base, base_b = consoles  # alice works on console A, bob on console B
     event = make_event(
         "kelan-edge-1-cam1-000042",
         box_id="kelan-edge-1",
@@ -179,7 +190,7 @@ def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tm
 
             # bob logs in too
             bob = bob_ctx.new_page()
-            bob.goto(base + "/login")
+            bob.goto(base_b + "/login")
             bob.fill("#username", "bob")
             bob.fill("#password", "bob-password1")
             bob.click("#login")
@@ -232,3 +243,6 @@ def test_alert_to_closed_case_in_a_real_browser(console: str, broker: Broker, tm
         finally:
             browser.close()
     assert appeared_s < 5.0
+    # the shared subscription handed the event to exactly one of the two consoles; both pages showed it
+    logs = [(tmp_path / f"console-{n}.log").read_text(encoding="utf-8", errors="replace") for n in ("a", "b")]
+    assert sum(text.count(f"new {alert_id} seq 1") for text in logs) == 1, logs
