@@ -35,22 +35,10 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import UserError
+from pipeline.zones.model import PROPERTY_ORDER  # written first, in this order; others follow sorted
 
 #: decimals of a written lon/lat: 1e-8° is 1.1 mm of latitude.
 COORD_DECIMALS = 8
-#: properties written first, in this order; any others follow sorted by name.
-PROPERTY_ORDER: tuple[str, ...] = (
-    "id",
-    "name",
-    "kind",
-    "township",
-    "responsible",
-    "classes",
-    "buffer_m",
-    "min_dwell_s",
-    "schedule",
-    "permits",
-)
 RESPONSIBLE_ORDER: tuple[str, ...] = ("name", "phone")
 #: file suffixes each reader takes.
 FORMATS: dict[str, str] = {

@@ -63,7 +63,8 @@ _WGS84_NAMES = {
     "epsg:4490",
 }
 
-_KNOWN_PROPERTIES = {
+#: every property a zone may have, in the order zone files are written (pipeline/zones/io.py).
+PROPERTY_ORDER: tuple[str, ...] = (
     "id",
     "name",
     "kind",
@@ -74,7 +75,8 @@ _KNOWN_PROPERTIES = {
     "min_dwell_s",
     "schedule",
     "permits",
-}
+)
+_KNOWN_PROPERTIES = set(PROPERTY_ORDER)
 _WINDOW_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
