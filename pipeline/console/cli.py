@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import signal
 import socket
@@ -200,4 +201,6 @@ def cli_main(argv: list[str]) -> int:
     if sub == "check":
         return _check(config)
     setup_logging(args.log_level)
+    # werkzeug logs every request (the page polls /api/health every 5 s): only its problems unless DEBUG
+    logging.getLogger("werkzeug").setLevel(logging.DEBUG if args.log_level == "DEBUG" else logging.WARNING)
     return _run(config)
