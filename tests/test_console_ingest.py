@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -18,6 +21,7 @@ from pipeline.console.ingest import Ingestor
 from pipeline.console.store import Store
 
 JPEG = b"\xff\xd8\xff\xe0" + b"x" * 100 + b"\xff\xd9"
+TLS_PASSWORD = "console-Tr0ub4dor&3"  # test secret
 
 
 def publisher(port: int) -> mqtt.Client:
@@ -203,3 +207,111 @@ def test_edge_box_outbox_and_relay_to_two_consoles_sharing_one_register(
         outbox.close()
         for c in consoles:
             c.stop()
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[Broker]:
+    """Mosquitto with TLS (a test CA, server certificate for IP 127.0.0.1) and a password file."""
+    if not shutil.which("openssl") or not shutil.which("mosquitto_passwd"):
+        pytest.fail("needs openssl and mosquitto_passwd: run `bash scripts/setup.sh --dev`")
+    pki = tmp_path / "pki"
+    pki.mkdir()
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=pki, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=console test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    )
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (pki / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "ext.cnf",
+    )
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(pki / "passwd"), "edge", TLS_PASSWORD], check=True, capture_output=True
+    )
+    extra = (
+        f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
+        f"password_file {pki / 'passwd'}\nallow_anonymous false\n"
+    )
+    b = Broker(tmp_path / "tls-broker", extra_conf=extra).start()
+    yield b
+    b.stop()
+
+
+def test_tls_and_password_from_env_and_never_logged(
+    tls_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The console against Mosquitto with TLS (test CA) and a password file: a wrong password is refused and
+    logged without the secret; the right one (from an environment variable) receives."""
+    pki = tmp_path / "pki"
+    monkeypatch.setenv("MW_CONSOLE_PW", "not-the-password")
+
+    def config() -> ConsoleMqttConfig:
+        return ConsoleMqttConfig.model_validate(
+            {
+                "host": "127.0.0.1",
+                "port": tls_broker.port,
+                "client_id": "console-tls",
+                "reconnect_max_s": 1,
+                "username": "edge",
+                "password_env": "MW_CONSOLE_PW",
+                "tls": {"ca_file": str(pki / "ca.crt")},
+            }
+        )
+
+    with caplog.at_level(logging.DEBUG):
+        wrong = Ingestor(config(), Store(f"sqlite:///{tmp_path / 'r.sqlite'}"))
+        wrong.start()
+        time.sleep(1.5)
+        assert not wrong.connected.is_set()
+        wrong.stop()
+        monkeypatch.setenv("MW_CONSOLE_PW", TLS_PASSWORD)
+        ing = Ingestor(config(), Store(f"sqlite:///{tmp_path / 'r.sqlite'}"))
+        ing.start()
+        try:
+            assert ing.connected.wait(10)
+            pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-pub", protocol=mqtt.MQTTv5)
+            pub.tls_set(ca_certs=str(pki / "ca.crt"))
+            pub.username_pw_set("edge", TLS_PASSWORD)
+            pub.connect("127.0.0.1", tls_broker.port)
+            pub.loop_start()
+            time.sleep(0.3)
+            publish(pub, "minewatch/edge-1/events", json.dumps(make_event("tls-1")).encode())
+            wait_for(lambda: ing.stats.events == 1)
+            pub.loop_stop()
+        finally:
+            ing.stop()
+    assert any("refused" in r.getMessage() for r in caplog.records)
+    for record in caplog.records:
+        assert TLS_PASSWORD not in record.getMessage() and "not-the-password" not in record.getMessage()
