@@ -148,6 +148,8 @@ def test_list_detail_snapshot_map_and_filters(setup: tuple[Store, FlaskClient]) 
     assert alerts["facets"]["township"] == ["东沟乡", "西沟乡"]
     only = client.get("/api/alerts?township=西沟乡&class=fire").get_json()["alerts"]
     assert [a["alert_id"] for a in only] == ["b1"] and only[0]["ellipse_90"]["semi_major_m"] == 40.0
+    assert client.get("/api/alerts?limit=x").status_code == 400
+    assert len(client.get("/api/alerts?limit=1").get_json()["alerts"]) == 1
     snap = client.get("/snapshots/a1.jpg")
     assert snap.status_code == 200 and snap.mimetype == "image/jpeg" and snap.data == b"\xff\xd8jpeg"
     assert client.get("/snapshots/b1.jpg").status_code == 404

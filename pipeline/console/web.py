@@ -165,12 +165,15 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
     @app.get("/api/alerts")
     def api_alerts() -> WResponse:
         args = request.args
+        limit = args.get("limit", "500")
+        if not limit.isdigit() or not 1 <= int(limit) <= 5000:
+            return _json_error(f"limit: expected an integer 1–5000, found {limit[:20]!r}", 400)
         rows = store.list_alerts(
             township=args.get("township") or None,
             zone_kind=args.get("zone_kind") or None,
             class_name=args.get("class") or None,
             status=args.get("status") or None,
-            limit=min(int(args.get("limit", "500") or 500), 5000),
+            limit=int(limit),
         )
         alerts = [_summary(r) for r in rows]
         if gcj02:
