@@ -40,7 +40,7 @@ from pipeline.types import Pose  # noqa: E402
 
 SIGMA = PoseSigma(pan_deg=0.1, tilt_deg=0.1, pixel_px=1.0)
 RANGE_BINS_M: list[float] = [300, 1000, 2000, 3000, 5000, 7500, 10_000]
-GRAZING_BINS_DEG: list[float] = [0, 2, 5, 10, 20, 90]
+GRAZING_BINS_DEG: list[float] = [0, 2, 5, 10, 15, 20, 30, 90]
 FIGURE = ROOT / "docs" / "geo_error_vs_range.png"
 BENCH_MD = ROOT / "docs" / "BENCHMARKS.md"
 
@@ -113,11 +113,13 @@ def speed(world: syn.World) -> dict[str, float]:
     for name, model in (("flat", flat_model), ("DEM", dem_model)):
         for n, xy in (("1", xy10[:1]), ("10", xy10)):
             model.locate(pose, (1920, 1080), xy)
-            t0 = time.perf_counter()
-            reps = 30
-            for _ in range(reps):
-                model.locate(pose, (1920, 1080), xy)
-            res[f"{name} {n}"] = (time.perf_counter() - t0) / reps * 1000
+            best = math.inf
+            for _ in range(5):  # best of 5 runs of 20 calls: the CPU is shared, the minimum is the cost
+                t0 = time.perf_counter()
+                for _ in range(20):
+                    model.locate(pose, (1920, 1080), xy)
+                best = min(best, (time.perf_counter() - t0) / 20 * 1000)
+            res[f"{name} {n}"] = best
     t0 = time.perf_counter()
     world.model(syn.A_TOWER)
     res["DEM grid build"] = (time.perf_counter() - t0) * 1000
@@ -145,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         world = syn.World(Terrain(dem, vertical_sigma_m=0.0, max_range_m=10_500.0))
         hills = to_rows(
             syn.run_trials(world, syn.A_TOWER, syn.ring_targets(rng, args.targets, 300, 10_000), SIGMA, rng)
+        )
+        cones = to_rows(
+            syn.run_trials(world, syn.A_TOWER, syn.box_targets(rng, args.targets, *syn.CONE_FIELD_EN), SIGMA, rng)
         )
         plain = flat_trials(args.targets, rng)
         targets = syn.ring_targets(rng, args.targets, 300.0, 4000.0, centre_en=(2600.0, 1500.0))
@@ -174,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         timings = speed(world)
     wall = time.time() - t_start
 
-    lines = report(hills, plain, pairs, rejected, timings, args, wall)
+    lines = report(hills, cones, plain, pairs, rejected, timings, args, wall)
     print("\n".join(lines))
     if not args.no_write:
-        figure(hills, plain, pairs)
+        figure(hills, cones, plain, pairs)
         write_section(lines)
         print(f"wrote {FIGURE.relative_to(ROOT)} and the Geolocation section of {BENCH_MD.relative_to(ROOT)}")
     return 0
@@ -185,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(
     hills: list[dict[str, float]],
+    cones: list[dict[str, float]],
     plain: list[dict[str, float]],
     pairs: list[dict[str, float]],
     rejected: int,
@@ -206,16 +212,25 @@ def report(
     ]
     n_ok, n_all, med, p90, cov = overall(hills)
     n_ok_p, n_all_p, med_p, p90_p, cov_p = overall(plain)
+    n_ok_c, n_all_c, med_c, p90_c, cov_c = overall(cones)
     err_a = np.array([p["error_a"] for p in pairs])
     err_b = np.array([p["error_b"] for p in pairs])
     err_f = np.array([p["error_m"] for p in pairs])
     rel_f = err_f / np.array([p["range_m"] for p in pairs]) * 100
     rel_a = err_a / np.array([p["range_m"] for p in pairs]) * 100
     cov_f = float(np.mean([p["m2"] <= CHI2_2D_90 for p in pairs]))
+    by_grazing = summarise(hills + cones, "grazing_deg", GRAZING_BINS_DEG)
+    good = [row for row in by_grazing if row[3] < 0.5 and row[1] >= 10]
+    steep_note = (
+        "median " + ", ".join(f"{row[3]:.2f} % at {row[0]}°" for row in good) + " (grazing angle)"
+        if good else "no grazing-angle bin of this scene reaches it"
+    )
     out += [
         "| scenario | located / visible | median error, % of range | p90, % of range | inside 90 % ellipse |",
         "|---|---:|---:|---:|---:|",
         f"| hills, one tower (0.3–10 km) | {n_ok} / {n_all} | {med:.2f} % | {p90:.2f} % | {cov * 100:.1f} % |",
+        f"| karst cones (steep flanks, 2–7 km), one tower | {n_ok_c} / {n_all_c} | {med_c:.2f} % | {p90_c:.2f} %"
+        f" | {cov_c * 100:.1f} % |",
         f"| plain, 100 m mast (0.5–10 km) | {n_ok_p} / {n_all_p} | {med_p:.2f} % | {p90_p:.2f} %"
         f" | {cov_p * 100:.1f} % |",
         f"| hills, two towers fused | {len(pairs)} pairs | {float(np.median(rel_f)):.2f} % | "
@@ -226,13 +241,14 @@ def report(
         f" tower B {float(np.median(err_b)):.1f} m, fused {float(np.median(err_f)):.1f} m; the fused fix is closer"
         f" than both single fixes for {float(np.mean(err_f < np.minimum(err_a, err_b))) * 100:.0f} % of targets.",
         "",
-        "One tower over the hills, by the angle at which the line of sight meets the ground (the physics: a tilt"
+        "One tower (hills and cones together), by the angle at which the line of sight meets the ground (the"
+        " physics: a tilt"
         " error δ moves the fix by ≈ range·δ / tan(grazing angle)):",
         "",
         "| grazing angle (°) | n | median error (m) | median % of range | p90 % of range | inside 90 % ellipse |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, n, e, r, p, c in summarise(hills, "grazing_deg", GRAZING_BINS_DEG):
+    for label, n, e, r, p, c in by_grazing:
         out.append(f"| {label} | {n} | {e:.1f} | {r:.2f} % | {p:.2f} % | {c * 100:.0f} % |")
     out += [
         "",
@@ -261,22 +277,30 @@ def report(
         "",
         "Reading these numbers:",
         "",
-        "- **The issue's target — median error < 0.5 % of range for one tower with 0.1° pose noise — holds only"
-        " where the line of sight meets the ground at ≳ 10°** (near a hilltop tower, or on slopes that face it)."
-        " At grazing angles no software can meet it: with σ_tilt 0.1° the range error is ≈ 0.1°/grazing angle,"
-        " i.e. ~10 % at 1°. Over the whole 0.3–10 km hill scene the median is the figure in the first table."
-        " **Two towers meet it** (the fused row): the bearing, known to 0.1°, does the work.",
-        "- Coverage of the 90 % ellipse is close to 90 % where the geometry is benign and drops at grazing angles,"
-        " where the range error is skewed (a ray lowered by δ lands much nearer than one raised by δ lands"
-        " farther away — or never lands); the ellipse is a first-order (±1 σ secant) description.",
-        "- The synthetic DEM is exact (vertical σ 0); a real DEM's error adds `terrain.vertical_sigma_m` /"
-        " tan(grazing angle) along the line of sight, which the ellipse includes when configured.",
+        f"- **The issue's target — median error < 0.5 % of range for one tower with 0.1° pose noise — is met"
+        f" only where the line of sight meets the ground steeply**: {steep_note}. At grazing angles no"
+        " software can meet it: with σ_tilt 0.1° the range error is ≈ range × 0.1° / tan(grazing angle), ~10 %"
+        f" at 1°. Over the whole 0.3–10 km hill scene one tower's median is {med:.2f} % of range (plain, 100 m"
+        f" mast: {med_p:.2f} %). **Two towers meet it**: fused median {float(np.median(rel_f)):.2f} % of range —"
+        " the bearings, known to 0.1°, do the work.",
+        f"- The 90 % ellipse holds {cov * 100:.0f} % of the true points over the hills ({cov_p * 100:.0f} % on the"
+        f" plain, {cov_f * 100:.0f} % fused). Error sources are probed at ±2.146 σ and the longer side is kept"
+        " (docs/GEO.md), so grazing fixes, whose range error is skewed, still get ellipses that reach the far"
+        " tail; the price is ellipses somewhat too large on the near side (coverage above 90 % on the plain).",
+        "- The synthetic DEM is exact (vertical σ 0) and the model is told the true σ; a real DEM's error adds"
+        " `terrain.vertical_sigma_m` / tan(grazing angle) along the line of sight (included in the ellipse when"
+        " configured), and a real PTZ head's tilt error is partly a bias per preset.",
         "",
     ]
     return out
 
 
-def figure(hills: list[dict[str, float]], plain: list[dict[str, float]], pairs: list[dict[str, float]]) -> None:
+def figure(
+    hills: list[dict[str, float]],
+    cones: list[dict[str, float]],
+    plain: list[dict[str, float]],
+    pairs: list[dict[str, float]],
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,6 +310,7 @@ def figure(hills: list[dict[str, float]], plain: list[dict[str, float]], pairs: 
     for rows, label, colour in (
         (plain, "plain, 100 m mast", "tab:orange"),
         (hills, "hills, one tower", "tab:blue"),
+        (cones, "karst cones, one tower", "tab:purple"),
         (pairs, "hills, two towers fused", "tab:green"),
     ):
         ok = [r for r in rows if math.isfinite(r["error_m"])]

@@ -36,24 +36,27 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> syn.World:
 
 def test_single_tower_error_against_range_and_ellipse_coverage(world: syn.World) -> None:
     rng = np.random.default_rng(2024)
-    trials = syn.run_trials(world, A, syn.ring_targets(rng, 170, 300.0, 6500.0), SIGMA, rng)
+    targets = np.concatenate([
+        syn.ring_targets(rng, 120, 300.0, 6500.0),  # anywhere around the tower
+        syn.box_targets(rng, 240, *syn.CONE_FIELD_EN),  # the karst cones: steep flanks, some facing the tower
+    ])
+    trials = syn.run_trials(world, A, targets, SIGMA, rng)
     located = [t for t in trials if t.fix is not None]
-    assert len(located) >= 80 and len(located) >= 0.95 * len(trials)
+    assert len(located) >= 90 and len(located) >= 0.95 * len(trials)
     rel = np.array([t.error_m / t.range_m for t in located])
     rng_m = np.array([t.range_m for t in located])
     grazing = np.array([t.incidence_deg for t in located])
     # about 90 % of true points inside the reported 90 % ellipses
-    assert 0.82 <= syn.inside_90(trials) <= 0.97
-    # steep lines of sight (≥ 12° to the ground): well under 0.5 % of range
-    steep = grazing >= 12.0
-    assert steep.sum() >= 10 and float(np.median(rel[steep])) < 0.005
-    # grazing ones are worse, as σ_tilt / tan(grazing) says; the overall median stays within a few percent
-    assert float(np.median(rel[grazing < 5.0])) > float(np.median(rel[steep]))
+    assert 0.82 <= syn.inside_90(trials) <= 0.96
+    # lines of sight meeting the ground at ≥ 20°: median under 0.5 % of range, as σ_tilt/tan(20°) ≈ 0.48 % allows
+    steep = grazing >= 20.0
+    assert steep.sum() >= 8 and float(np.median(rel[steep])) < 0.005
+    # grazing ones are several times worse; the overall median stays within a few percent
+    assert float(np.median(rel[grazing < 5.0])) > 3 * float(np.median(rel[steep]))
     assert float(np.median(rel)) < 0.02
     # in metres the error grows with range (relative error need not: near a hilltop the ground falls away)
-    assert float(np.median(rel[rng_m > 3500] * rng_m[rng_m > 3500])) > float(
-        np.median(rel[rng_m < 2000] * rng_m[rng_m < 2000])
-    )
+    far, near = rng_m > 3500, rng_m < 2000
+    assert float(np.median(rel[far] * rng_m[far])) > float(np.median(rel[near] * rng_m[near]))
 
 
 def test_two_towers_on_one_target_beat_either_alone(world: syn.World) -> None:

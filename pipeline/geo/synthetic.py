@@ -32,8 +32,18 @@ ORIGIN_LON = 107.60
 DEM_EPSG = 4545
 
 
+#: Karst cones (fengcong) south-east of the tower: (east km, north km, height m, radius km). Their flanks are
+#: 30–40° steep, like the quarried limestone hills where much illegal mining happens.
+KARST_CONES: tuple[tuple[float, float, float, float], ...] = (
+    (2.0, -2.6, 220.0, 0.30), (2.9, -1.9, 260.0, 0.35), (3.4, -3.1, 240.0, 0.32), (4.3, -2.2, 280.0, 0.38),
+    (2.4, -4.0, 200.0, 0.28), (4.8, -3.6, 250.0, 0.34), (3.7, -4.6, 230.0, 0.30), (5.6, -2.8, 270.0, 0.36),
+    (1.6, -3.4, 180.0, 0.26), (5.2, -4.9, 240.0, 0.33), (6.1, -1.6, 220.0, 0.31), (4.0, -1.2, 190.0, 0.27),
+)
+
+
 def hills_m(east_m: F64, north_m: F64) -> F64:
-    """Analytic terrain (m above sea level) around the origin: 400–1000 m, slopes up to ~30°."""
+    """Analytic terrain (m above sea level) around the origin: 300–900 m; rolling hills with slopes up to
+    ~20° and, to the south-east, a field of karst cones with 30–40° flanks."""
     e = np.asarray(east_m, np.float64) / 1000.0
     n = np.asarray(north_m, np.float64) / 1000.0
     z = 450.0 + 8.0 * e - 5.0 * n
@@ -42,6 +52,8 @@ def hills_m(east_m: F64, north_m: F64) -> F64:
     z = z + 300.0 * np.exp(-((e + 4.0) ** 2 / 1.5 + (n + 5.0) ** 2 / 3.0))  # hills to the south-west
     z = z + 60.0 * np.sin(e * 1.3 + 0.4) * np.cos(n * 0.9 - 0.3)  # rolling ground
     z = z + 25.0 * np.sin(e * 3.1) * np.sin(n * 2.7 + 1.0)
+    for ce, cn, height, radius in KARST_CONES:
+        z = z + height * np.exp(-((e - ce) ** 2 + (n - cn) ** 2) / (radius * radius))
     return np.asarray(z, np.float64)
 
 
@@ -232,3 +244,12 @@ def ring_targets(
 #: The benchmark's towers: A on the 830 m hill at the origin, B on the ridge to the north-east (5.9 km away).
 A_TOWER = Tower("A", 0.0, 0.0, 30.0)
 B_TOWER = Tower("B", 5200.0, 3000.0, 30.0)
+
+
+def box_targets(rng: np.random.Generator, n: int, east_m: tuple[float, float], north_m: tuple[float, float]) -> F64:
+    """``n`` points uniform in an east/north box (origin frame)."""
+    return np.stack([rng.uniform(*east_m, n), rng.uniform(*north_m, n)], axis=1)
+
+
+#: The karst-cone field (east, north) box in metres, origin frame.
+CONE_FIELD_EN = ((1200.0, 6600.0), (-5600.0, -800.0))
