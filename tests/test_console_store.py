@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 from pipeline.console import auth
 from pipeline.console.config import ConsoleMqttConfig, load_console_config
@@ -27,7 +28,6 @@ from pipeline.console.ingest import split_topic, topic_filters
 from pipeline.console.mapdata import load_zone_features, merge_towers
 from pipeline.console.store import STEPS, CaseError, EventError, Store, parse_event
 from pipeline.errors import UserError
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -262,6 +262,13 @@ def test_every_distinct_snapshot_is_kept_the_announced_one_is_current(store: Sto
     assert store.snapshot("a1", hashlib.sha256(second).hexdigest()) == second
     a = store.get_alert("a1")
     assert a is not None and len(a["snapshots"]) == 2 and a["snapshot_sha256"] == announced["sha256"]
+
+
+def test_register_of_another_schema_version_is_refused(store: Store) -> None:
+    with store.db.tx() as cur:
+        cur.execute("UPDATE settings SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(UserError, match="expected a register of schema version 1, found version 99"):
+        Store(store.db.url)
 
 
 def test_change_feed_grows_on_every_change(store: Store) -> None:

@@ -99,6 +99,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     jpeg {blob} NOT NULL,
     bytes INTEGER NOT NULL,
     received_at TEXT NOT NULL,
+    arrival INTEGER NOT NULL,
     PRIMARY KEY (alert_id, sha256)
 );
 CREATE TABLE IF NOT EXISTS case_log (
@@ -146,6 +147,9 @@ CREATE TABLE IF NOT EXISTS settings (
     value TEXT NOT NULL
 );
 """
+
+#: bumped on any incompatible change of the tables above (a register of another version is refused)
+SCHEMA_VERSION = 1
 
 _DIALECT_TYPES = {
     "sqlite": {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
@@ -249,11 +253,22 @@ class Database:
         self._release(conn)
 
     def create_schema(self) -> None:
+        """Create the tables (idempotent) and check that an existing register has this code's schema."""
         ddl = _SCHEMA.format(**_DIALECT_TYPES[self.dialect])
         with self.tx() as cur:
             for statement in ddl.split(";"):
                 if statement.strip():
                     cur.execute(statement)
+            cur.execute(
+                "INSERT INTO settings (key, value) VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                (str(SCHEMA_VERSION),),
+            )
+            row = cur.one("SELECT value FROM settings WHERE key = 'schema_version'")
+        found = row["value"] if row else None
+        if found != str(SCHEMA_VERSION):
+            raise UserError(
+                "console", "database_url", f"a register of schema version {SCHEMA_VERSION}", f"version {found}"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -422,9 +437,9 @@ class Store:
         now = now_iso()
         with self.db.tx() as cur:
             n = cur.execute(
-                "INSERT INTO snapshots (alert_id, sha256, jpeg, bytes, received_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                (alert_id, hashlib.sha256(jpeg).hexdigest(), jpeg, len(jpeg), now),
+                "INSERT INTO snapshots (alert_id, sha256, jpeg, bytes, received_at, arrival) VALUES (?, ?, ?, ?, ?,"
+                " (SELECT COALESCE(MAX(arrival), 0) + 1 FROM snapshots WHERE alert_id = ?)) ON CONFLICT DO NOTHING",
+                (alert_id, hashlib.sha256(jpeg).hexdigest(), jpeg, len(jpeg), now, alert_id),
             )
             if n:
                 cur.execute("INSERT INTO changes (alert_id, kind, t) VALUES (?, ?, ?)", (alert_id, "snapshot", now))
@@ -571,7 +586,7 @@ class Store:
                 return None
             row["payload"] = json.loads(row["payload"])
             snaps = cur.all(
-                "SELECT sha256, bytes, received_at FROM snapshots WHERE alert_id = ? ORDER BY received_at, sha256",
+                "SELECT sha256, bytes, received_at FROM snapshots WHERE alert_id = ? ORDER BY arrival",
                 (alert_id,),
             )
             row["snapshots"] = snaps
@@ -590,7 +605,7 @@ class Store:
             if sha256 is None:
                 alert = cur.one("SELECT payload FROM alerts WHERE alert_id = ?", (alert_id,))
                 snaps = cur.all(
-                    "SELECT sha256, bytes, received_at FROM snapshots WHERE alert_id = ? ORDER BY received_at, sha256",
+                    "SELECT sha256, bytes, received_at FROM snapshots WHERE alert_id = ? ORDER BY arrival",
                     (alert_id,),
                 )
                 current = _current_snapshot(json.loads(alert["payload"]) if alert else {}, snaps)
