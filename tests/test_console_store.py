@@ -271,6 +271,19 @@ def test_register_of_another_schema_version_is_refused(store: Store) -> None:
         Store(store.db.url)
 
 
+def test_towers_boxes_and_secret(store: Store) -> None:
+    store.set_camera_status("edge-1", "cam1", "stalled", "2026-11-29T08:00:00Z")
+    store.ingest_event(make_event())  # the event's camera block fills in the tower's pose
+    store.set_camera_status("edge-1", "cam1", "online", "2026-11-29T08:01:00Z")
+    store.set_box_available("edge-1", "offline")
+    store.set_box_available("edge-1", "online")
+    (tower,) = store.towers()
+    assert (tower["status"], tower["lat"], tower["pan_deg"], tower["name"]) == ("online", 38.70, 90.0, "东山塔")
+    assert [(b["box_id"], b["available"]) for b in store.boxes()] == [("edge-1", "online")]
+    secret = store.secret("k")
+    assert len(secret) == 64 and store.secret("k") == secret != store.secret("other")
+
+
 def test_change_feed_grows_on_every_change(store: Store) -> None:
     c0 = store.latest_change()
     store.ingest_event(make_event())
