@@ -20,7 +20,6 @@ Every function is vectorised: pass floats or numpy arrays (any shape); arrays in
 from __future__ import annotations
 
 import math
-import threading
 from functools import lru_cache
 from typing import Any, overload
 
@@ -42,8 +41,8 @@ WGS84_EPSG = 4326
 class LocalFrame:
     """East/north metres around ``(lat0, lon0)`` (azimuthal equidistant on WGS84).
 
-    ``to_local_m`` and ``to_wgs84`` accept floats or arrays of any (matching) shape. pyproj transformers
-    are not safe to share between threads, so each thread gets its own (created on first use).
+    ``to_local_m`` and ``to_wgs84`` accept floats or arrays of any (matching) shape. Safe to share between
+    threads (pyproj ≥ 3.1 transformers are thread-safe).
     """
 
     def __init__(self, lat0: float, lon0: float) -> None:
@@ -52,17 +51,16 @@ class LocalFrame:
         self.lat0 = float(lat0)
         self.lon0 = float(lon0)
         self.proj4 = f"+proj=aeqd +lat_0={self.lat0!r} +lon_0={self.lon0!r} +x_0=0 +y_0=0 +ellps=WGS84 +units=m"
-        self._local = threading.local()
+        # a bare PROJ pipeline (lon/lat degrees → aeqd metres): 0.1 ms to build, where from_crs takes ~30 ms
+        self._tr = pyproj.Transformer.from_pipeline(
+            f"+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad +step {self.proj4}"
+        )
 
     def __repr__(self) -> str:
         return f"LocalFrame(lat0={self.lat0}, lon0={self.lon0})"
 
     def _transformer(self) -> pyproj.Transformer:
-        tr: pyproj.Transformer | None = getattr(self._local, "tr", None)
-        if tr is None:
-            tr = pyproj.Transformer.from_crs("EPSG:4326", pyproj.CRS.from_proj4(self.proj4), always_xy=True)
-            self._local.tr = tr
-        return tr
+        return self._tr
 
     @overload
     def to_local_m(self, lat: float, lon: float) -> tuple[float, float]: ...
