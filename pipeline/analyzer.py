@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.config import CameraConfig, Config
 from pipeline.geo.camera import CameraModel
+from pipeline.geo.terrain import Terrain
 from pipeline.logs import get_logger
 from pipeline.types import AlertEvent, Detections, Frame, GroundFix
 from pipeline.zones.events import EventManager
@@ -34,7 +35,8 @@ class Analyzer:
 
     def __init__(self, config: Config, zones: Sequence[Zone], terrain: object | None = None) -> None:
         self.config = config
-        self.terrain = terrain
+        # one ground model for all cameras (reads the DEM once); config.terrain unless the caller gives one
+        self.terrain = terrain if terrain is not None else Terrain.from_config(config.terrain)
         self.zones: list[Zone] = list(zones)
         self._log = get_logger("analyzer")
         self.cameras: dict[str, CameraState] = {}
