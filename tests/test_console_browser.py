@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -175,12 +176,16 @@ def test_alert_to_closed_case_in_a_real_browser(consoles: tuple[str, str], broke
             pub.publish("minewatch/kelan-edge-1/available", b"online", qos=1, retain=True).wait_for_publish(5)
             item = page.locator(f'#alerts li[data-alert-id="{alert_id}"]')
             expect(item).to_be_visible(timeout=5000)
+            expect(item).to_have_class(re.compile(r"\bfresh\b"))  # marked new until opened
+            assert page.title().startswith("(1) ")
             expect(page.locator(f'.alert-pin[data-alert-id="{alert_id}"]')).to_be_attached(timeout=5000)
             appeared_s = time.monotonic() - t0
             expect(page.locator('#boxes .box.online[data-box-id="kelan-edge-1"]')).to_be_visible(timeout=5000)
             expect(page.locator("#mqtt.online")).to_be_visible(timeout=6000)  # this console's broker link
             page.keyboard.press("j")  # keyboard: select the first alert
             expect(page.locator("#detail-title")).to_have_attribute("data-alert-id", alert_id)
+            expect(item).not_to_have_class(re.compile(r"\bfresh\b"))  # opened: no longer new
+            assert not page.title().startswith("(")
             snap = page.locator("#snapshot")
             expect(snap).to_be_visible(timeout=5000)
             page.wait_for_function("document.querySelector('#snapshot').naturalWidth > 0")

@@ -52,13 +52,30 @@ function fillFacets(facets) {
   }
 }
 
+// alerts that arrived while the page was open are marked until the operator opens them; the tab's title
+// counts them, so a control room notices a new alert in a background tab
+const BASE_TITLE = document.title;
+function markFresh() {
+  if (state.known === undefined) {  // the first list: nothing is new
+    state.known = new Set(state.alerts.map((a) => a.alert_id));
+    state.fresh = new Set();
+    return;
+  }
+  for (const a of state.alerts) {
+    if (!state.known.has(a.alert_id)) { state.known.add(a.alert_id); state.fresh.add(a.alert_id); }
+  }
+  document.title = state.fresh.size ? `(${state.fresh.size}) ${BASE_TITLE}` : BASE_TITLE;
+}
+
 function renderList() {
+  markFresh();
   const ol = $("#alerts");
   ol.innerHTML = state.alerts.map((a) => {
     const where = [a.township, a.zone_name].filter(Boolean).join(" · ") || a.rule;
     const badge = a.case_status !== "open" ? `<span class="badge ${a.case_status}">${a.case_status}</span>`
       : `<span class="badge">${esc(PAGE.step_labels[a.case_step])}</span>`;
-    return `<li data-alert-id="${esc(a.alert_id)}" class="${a.alert_id === state.sel ? "sel" : ""}">
+    const cls = [a.alert_id === state.sel ? "sel" : "", state.fresh.has(a.alert_id) ? "fresh" : ""].join(" ");
+    return `<li data-alert-id="${esc(a.alert_id)}" class="${cls}">
       <span class="what cls-${esc(a.class)}">${esc(a.class)} · ${esc(a.rule)}</span>${badge}
       <span class="where">${esc(where)}</span>${a.event_type === "end" ? '<span class="badge end">ended</span>' : "<span></span>"}
       <span class="t">${fmtTime(a.t_last)} · ${esc(a.camera_name)}</span><span class="t">${a.has_snapshot ? "快照 snap" : ""}</span></li>`;
@@ -68,6 +85,11 @@ function renderList() {
 
 function select(id, scroll = true) {
   state.sel = id;
+  if (state.fresh && state.fresh.delete(id)) {
+    document.title = state.fresh.size ? `(${state.fresh.size}) ${BASE_TITLE}` : BASE_TITLE;
+    const li = document.querySelector(`#alerts li[data-alert-id="${CSS.escape(id)}"]`);
+    if (li) li.classList.remove("fresh");
+  }
   state.detailSig = "";
   for (const li of document.querySelectorAll("#alerts li")) li.classList.toggle("sel", li.dataset.alertId === id);
   const li = document.querySelector(`#alerts li.sel`);
