@@ -158,3 +158,14 @@ def test_flat_terrain_does_not_import_rasterio() -> None:
         "assert 'rasterio' not in sys.modules, 'rasterio imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+@pytest.mark.parametrize(("tilt", "hits"), [(90.0, False), (89.9, False), (30.0, False), (-90.0, True), (-45.0, True)])
+def test_steep_and_vertical_rays_on_a_dem_terminate(dems: dict[str, Path], tilt: float, hits: bool) -> None:
+    model = model_on(dems["hills"], max_range_m=2500.0)
+    fix = model.locate(Pose(10.0, tilt, 30.0), (640, 480), [[320.0, 240.0]], NO_SIGMA)[0]
+    assert (fix is not None) == hits
+    if fix is None:
+        assert model.miss_counts["above_horizon"] == 1
+    elif tilt == -90.0:
+        assert fix.range_m < 0.01 and fix.elevation_m == pytest.approx(model.ground_elevation_m, abs=0.01)

@@ -218,7 +218,13 @@ class CameraModel:
         floor = grid.min_height_m + np.minimum(dz, 0.0) - curv * s_max * s_max
         with np.errstate(divide="ignore"):
             t_floor = np.where(dirs[:, 2] < 0, (self.camera_z_m - floor) / np.maximum(-dirs[:, 2], 1e-12), np.inf)
-        t_end = np.minimum(t_max, t_floor + dt)
+        # a rising ray is certainly clear once above the highest DEM cell
+        ceiling = float(np.nanmax(grid.heights_m)) + np.maximum(dz, 0.0)
+        with np.errstate(divide="ignore"):
+            t_ceiling = np.where(
+                dirs[:, 2] > 0, np.maximum(ceiling - self.camera_z_m, 0.0) / np.maximum(dirs[:, 2], 1e-12), np.inf
+            )
+        t_end = np.minimum(np.minimum(t_max, t_floor + dt), t_ceiling + dt)
         n_steps = np.ceil(t_end / dt).astype(np.int64)
         lo = np.full(n_rays, np.nan)
         hi = np.full(n_rays, np.nan)
