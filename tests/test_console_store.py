@@ -390,6 +390,21 @@ def test_dismiss_reopen_needs_reason_and_keeps_the_log(store: Store) -> None:
     ]
 
 
+def test_reopened_closed_case_is_rectified_again(store: Store) -> None:
+    store.ingest_event(make_event())
+    for step in STEPS[1:]:
+        store.record_step("a1", step, author="op1")
+    store.reopen("a1", "op2", "the pit was dug again")
+    a = store.get_alert("a1")
+    assert a is not None and (a["case_status"], a["case_step"]) == ("open", "investigated")
+    store.record_step("a1", "rectified", author="op2", note="refilled, checked on site")
+    a = store.get_alert("a1")
+    assert a is not None and (a["case_status"], a["case_step"]) == ("closed", "rectified")
+    assert [e["action"] for e in a["log"]][-3:] == ["rectified", "reopened", "rectified"]
+    row = next(csv.DictReader(io.StringIO(cases_csv(store, "show").lstrip("\ufeff"))))
+    assert row["rectified_note"] == "refilled, checked on site" and "reopened" in row["dismissed_or_reopened"]
+
+
 def test_events_never_touch_the_case(store: Store) -> None:
     store.ingest_event(make_event(seq=1))
     store.record_step("a1", "stopped", author="op1")

@@ -503,6 +503,8 @@ class Store:
         self._set_status(alert_id, "dismissed", ("open",), author, note, "dismissed")
 
     def reopen(self, alert_id: str, author: str, note: str) -> None:
+        """Open a dismissed or closed case again (reason required). A closed case goes back before 整改
+        rectified (the site was not put right), so that rectification is recorded again; the log keeps both."""
         self._set_status(alert_id, "open", ("closed", "dismissed"), author, note, "reopened")
 
     def _set_status(
@@ -517,7 +519,9 @@ class Store:
             if row is None:
                 raise CaseError(f"no alert {alert_id!r}")
             n = cur.execute(
-                f"UPDATE alerts SET case_status = ?, updated_at = ? WHERE alert_id = ? AND case_status IN ({marks})",
+                "UPDATE alerts SET case_status = ?, updated_at = ?,"
+                " case_step = CASE WHEN case_step = 'rectified' THEN 'investigated' ELSE case_step END"
+                f" WHERE alert_id = ? AND case_status IN ({marks})",
                 (status, now, alert_id, *from_statuses),
             )
             if n == 0:
