@@ -24,6 +24,10 @@ sys.path.insert(0, str(ROOT))
 from pipeline.train.card import CardData, write_card  # noqa: E402
 from pipeline.train.dataset import Item, Source, collect, write_dataset  # noqa: E402
 from pipeline.train.trainer import TOWER_AUGMENT, export_onnx, offline_env, resume, train  # noqa: E402
+from pipeline.types import CLASSES  # noqa: E402
+
+#: class-head rows the starter model starts from (headinit): people and trucks keep COCO's knowledge
+COCO_ROWS = {"excavator": "truck", "truck": "truck", "person": "person"}
 
 DATA_ROWS = [
     {
@@ -78,6 +82,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fp16", action="store_true", help="also write an fp16 copy (GPU providers)")
     ap.add_argument("--no-export", action="store_true", help="train and validate only (size comparisons)")
+    ap.add_argument("--fresh-head", action="store_true",
+                    help="let Ultralytics re-initialise the class head (forgets COCO's people and trucks)")
+    ap.add_argument("--warmup-epochs", type=float, default=3.0)
     ap.add_argument("--resume", type=Path, default=None,
                     help="continue this interrupted run's last.pt, its schedule set to --epochs in all")
     ap.add_argument("--previous-s", type=float, default=0.0,
@@ -100,13 +107,21 @@ def main() -> int:
     print(f"dataset: train {info.n_train} ({info.boxes_train}), val {info.n_val} ({info.boxes_val})", flush=True)
     print(f"val groups ({info.groups_val}): {[g for g in info.val_groups if 'video:' in g]} + image groups")
 
-    name = f"starter_{args.imgsz}_{args.epochs}e"
+    name = f"starter_{args.imgsz}_{args.epochs}e" + ("" if args.fresh_head else "_cocohead")
+    start = weights
+    if not args.fresh_head:
+        from pipeline.train.headinit import init_from_pretrained
+
+        start = work / "init_cocohead.pt"
+        used = init_from_pretrained(weights, CLASSES, COCO_ROWS, start)
+        print(f"class head rows from COCO: {used}", flush=True)
     if args.resume is not None:
         result = resume(args.resume, args.epochs, info.yaml_path, args.imgsz, batch=args.batch)
         result.seconds += args.previous_s
     else:
-        result = train(info.yaml_path, weights, work / "runs", args.epochs, args.imgsz, batch=args.batch,
-                       seed=args.seed, name=name)
+        result = train(info.yaml_path, start, work / "runs", args.epochs, args.imgsz, batch=args.batch,
+                       seed=args.seed, name=name, keep_head=not args.fresh_head,
+                       extra={"warmup_epochs": args.warmup_epochs})
     record = {
         "imgsz": args.imgsz, "epochs": args.epochs, "train_s": result.seconds, "per_class": result.per_class,
         "summary": result.summary, "best": str(result.best_pt), "pseudo_added": added,

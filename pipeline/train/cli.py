@@ -44,6 +44,18 @@ def parse_map(items: list[str]) -> dict[str, str | None]:
     return out
 
 
+def parse_head_from(items: list[str]) -> dict[str, str | None]:
+    """``CLASS=PRETRAINED`` pairs (CLASS a minewatch class, PRETRAINED a class of the checkpoint)."""
+    out: dict[str, str | None] = {}
+    for item in items:
+        name, sep, source = item.partition("=")
+        if not sep or name.strip() not in CLASSES or not source.strip():
+            raise UserError("command line", "--head-from", "CLASS=PRETRAINED with CLASS one of " + ", ".join(CLASSES),
+                            item)
+        out[name.strip()] = source.strip()
+    return out
+
+
 def source_licence(root: Path) -> str:
     for name in LICENCE_FILES:
         path = root / name
@@ -74,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fp16", action="store_true", help="also write an fp16 ONNX (for GPU providers)")
     ap.add_argument("--workers", type=int, default=2, help="data-loader processes")
     ap.add_argument("--title", default=None, help="model card title")
+    ap.add_argument("--head-from", action="append", default=[], metavar="CLASS=PRETRAINED",
+                    help="start minewatch CLASS's output from the checkpoint's class PRETRAINED (e.g. person=person,"
+                    " truck=truck for a COCO checkpoint), so it is not forgotten; repeatable")
     return ap
 
 
@@ -112,10 +127,23 @@ def cli_main(argv: list[str]) -> int:
     log.info("dataset: %d train / %d val images (%d / %d groups); boxes train %s, val %s", info.n_train,
              info.n_val, info.groups_train, info.groups_val, info.boxes_train, info.boxes_val)
 
-    from pipeline.train.trainer import TOWER_AUGMENT, export_onnx, train
+    from pipeline.train.trainer import TOWER_AUGMENT, checkpoint_names, export_onnx, train
 
-    result = train(info.yaml_path, weights, work / "runs", args.epochs, args.imgsz, batch=args.batch,
-                   seed=args.seed, workers=args.workers, name="train", cache=False)
+    start, keep_head = weights, False
+    if args.head_from:
+        if weights.suffix != ".pt":
+            raise UserError(str(weights), "--head-from", "a pretrained .pt checkpoint to take rows from", "a yaml")
+        from pipeline.train.headinit import init_from_pretrained
+
+        head_rows = parse_head_from(args.head_from)
+        start = work / "init_head.pt"
+        used = init_from_pretrained(weights, CLASSES, head_rows, start)
+        log.info("class head rows from %s: %s", weights.name, used)
+        keep_head = True
+    elif weights.suffix == ".pt" and checkpoint_names(weights) == list(CLASSES):
+        keep_head = True  # a minewatch model (e.g. the starter's .pt): fine-tune its head as it is
+    result = train(info.yaml_path, start, work / "runs", args.epochs, args.imgsz, batch=args.batch,
+                   seed=args.seed, workers=args.workers, name="train", cache=False, keep_head=keep_head)
     files = export_onnx(result.best_pt, args.out, args.imgsz, fp16=args.fp16)
     rows = [
         {"source": f"`{s.root}`", "what": f"{sum(1 for it in items if it.source == str(s.root))} images, classes "

@@ -80,6 +80,8 @@ def train(
     name: str = "train",
     cache: bool | str = "ram",
     patience: int = 100,
+    keep_head: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Fine-tune ``weights`` on ``data_yaml``; returns the best checkpoint and its per-class figures."""
     offline_env()
@@ -89,6 +91,10 @@ def train(
 
     model = YOLO(str(weights))
     t0 = time.monotonic()
+    if keep_head:  # weights made by headinit.init_from_pretrained: train that head, do not rebuild it
+        from pipeline.train.headinit import keep_head_trainer
+
+        extra = {"trainer": keep_head_trainer(), "warmup_bias_lr": 0.0, **(extra or {})}
     model.train(
         data=str(data_yaml),
         epochs=epochs,
@@ -107,6 +113,7 @@ def train(
         patience=patience,
         verbose=False,
         **(TOWER_AUGMENT if augment is None else augment),
+        **(extra or {}),
     )
     seconds = time.monotonic() - t0
     trainer = model.trainer
@@ -142,6 +149,15 @@ def resume(last_pt: Path, epochs: int, data_yaml: Path, imgsz: int, batch: int =
     best = run_dir / "weights" / "best.pt"
     per_class, summary = validate(best, data_yaml, imgsz, batch=batch, project=run_dir)
     return TrainResult(best, run_dir, seconds, epochs, imgsz, per_class, summary)
+
+
+def checkpoint_names(weights: Path) -> list[str]:
+    """Class names of an Ultralytics checkpoint, in id order."""
+    offline_env()
+    from ultralytics import YOLO
+
+    names = YOLO(str(weights)).names
+    return [str(names[i]) for i in sorted(names)]
 
 
 def validate(
