@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,9 @@ def test_rows_are_copied_and_outputs_match(pretrained: Path, tmp_path: Path) -> 
     out = tmp_path / "init.pt"
     used = init_from_pretrained(pretrained, CLASSES, {"person": "person", "excavator": "truck"}, out)
     assert used == {"person": "person", "excavator": "truck"}
-    src, new = YOLO(str(pretrained)).model.float().eval(), YOLO(str(out)).model.float().eval()
+    src: Any = YOLO(str(pretrained)).model
+    new: Any = YOLO(str(out)).model
+    src, new = src.float().eval(), new.float().eval()
     assert new.names == dict(enumerate(CLASSES)) and new.model[-1].nc == len(CLASSES)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
