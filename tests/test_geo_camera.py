@@ -206,11 +206,19 @@ def test_zoom_table_interpolates_in_focal_length() -> None:
 
 
 def test_from_config_carries_tower_lens_and_sigma() -> None:
-    cam = CameraConfig.model_validate({
-        "id": "t1", "source": "x.mp4", "lat": 26.5, "lon": 107.6, "ground_elevation_m": 800.0, "mast_height_m": 35.0,
-        "zoom_hfov": [[1, 58.0], [20, 3.1]], "distortion_k1": -0.05,
-        "pose_sigma": {"pan_deg": 0.2, "tilt_deg": 0.05, "pixel_px": 3.0},
-    })
+    cam = CameraConfig.model_validate(
+        {
+            "id": "t1",
+            "source": "x.mp4",
+            "lat": 26.5,
+            "lon": 107.6,
+            "ground_elevation_m": 800.0,
+            "mast_height_m": 35.0,
+            "zoom_hfov": [[1, 58.0], [20, 3.1]],
+            "distortion_k1": -0.05,
+            "pose_sigma": {"pan_deg": 0.2, "tilt_deg": 0.05, "pixel_px": 3.0},
+        }
+    )
     model = CameraModel.from_config(cam)
     assert model.camera_z_m == 835.0 and model.k1 == -0.05
     assert model.hfov_for_zoom(20) == pytest.approx(3.1)

@@ -41,8 +41,13 @@ def aim(model: CameraModel, target_en: tuple[float, float]) -> tuple[Pose, np.nd
     return pose, model.project(pose, WH, lat, lon, 500.0)[0]
 
 
-def seen(model: CameraModel, target_en: tuple[float, float], rng: np.random.Generator | None = None,
-         d_tilt: float = 0.0, d_pan: float = 0.0) -> GroundFix:
+def seen(
+    model: CameraModel,
+    target_en: tuple[float, float],
+    rng: np.random.Generator | None = None,
+    d_tilt: float = 0.0,
+    d_pan: float = 0.0,
+) -> GroundFix:
     pose, px = aim(model, target_en)
     if rng is not None:
         d_pan, d_tilt = rng.normal(0, 0.1), rng.normal(0, 0.1)

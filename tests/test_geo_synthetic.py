@@ -36,10 +36,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> syn.World:
 
 def test_single_tower_error_against_range_and_ellipse_coverage(world: syn.World) -> None:
     rng = np.random.default_rng(2024)
-    targets = np.concatenate([
-        syn.ring_targets(rng, 120, 300.0, 6500.0),  # anywhere around the tower
-        syn.box_targets(rng, 240, *syn.CONE_FIELD_EN),  # the karst cones: steep flanks, some facing the tower
-    ])
+    targets = np.concatenate(
+        [
+            syn.ring_targets(rng, 120, 300.0, 6500.0),  # anywhere around the tower
+            syn.box_targets(rng, 240, *syn.CONE_FIELD_EN),  # the karst cones: steep flanks, some facing the tower
+        ]
+    )
     trials = syn.run_trials(world, A, targets, SIGMA, rng)
     located = [t for t in trials if t.fix is not None]
     assert len(located) >= 90 and len(located) >= 0.95 * len(trials)

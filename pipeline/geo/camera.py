@@ -148,14 +148,23 @@ class CameraModel:
             if math.isfinite(foot) and abs(foot - self.ground_elevation_m) > 20.0:
                 self._log.warning(
                     "ground_elevation_m %.1f differs from the DEM at the tower (%.1f m): check the config",
-                    self.ground_elevation_m, foot,
+                    self.ground_elevation_m,
+                    foot,
                 )
 
     @classmethod
     def from_config(cls, cam: CameraConfig, terrain: Terrain | None = None) -> CameraModel:
         return cls(
-            cam.id, cam.lat, cam.lon, cam.ground_elevation_m, cam.mast_height_m, terrain,
-            cam.distortion_k1, cam.distortion_k2, [(float(z), float(h)) for z, h in cam.zoom_hfov], cam.pose_sigma,
+            cam.id,
+            cam.lat,
+            cam.lon,
+            cam.ground_elevation_m,
+            cam.mast_height_m,
+            terrain,
+            cam.distortion_k1,
+            cam.distortion_k2,
+            [(float(z), float(h)) for z, h in cam.zoom_hfov],
+            cam.pose_sigma,
         )
 
     def hfov_for_zoom(self, zoom: float) -> float:
@@ -345,14 +354,17 @@ class CameraModel:
                 continue
             e, nn = float(base[i, 0]), float(base[i, 1])
             fixes[i] = fix_from_cov(
-                float(lat[i]), float(lon[i]), float(elev[i]), math.hypot(e, nn),
-                math.degrees(math.atan2(e, nn)) % 360.0, cov[i], (self.camera_id,),
+                float(lat[i]),
+                float(lon[i]),
+                float(elev[i]),
+                math.hypot(e, nn),
+                math.degrees(math.atan2(e, nn)) % 360.0,
+                cov[i],
+                (self.camera_id,),
             )
         return fixes
 
-    def _probe(
-        self, pose: Pose, image_wh: tuple[int, int], xy: F64, steps: F64
-    ) -> tuple[F64, NDArray[np.int8]]:
+    def _probe(self, pose: Pose, image_wh: tuple[int, int], xy: F64, steps: F64) -> tuple[F64, NDArray[np.int8]]:
         """Ground points (S, N, 2) east/north for pose/pixel/ground perturbations ``steps`` (S, 5): d_pan,
         d_tilt, d_x, d_y (pixels), d_ground (m). NaN where the ray misses; also the miss codes (S, N)."""
         n = len(xy)
@@ -368,8 +380,9 @@ class CameraModel:
         self.miss_counts[reason] = self.miss_counts.get(reason, 0) + 1
         if reason not in self._logged:
             self._logged.add(reason)
-            self._log.warning("no ground fix: %s (%s); logged once, counted in miss_counts",
-                              reason, MISS_REASONS.get(reason, ""))
+            self._log.warning(
+                "no ground fix: %s (%s); logged once, counted in miss_counts", reason, MISS_REASONS.get(reason, "")
+            )
 
     def project(
         self,
@@ -437,7 +450,14 @@ def fix_from_cov(
     c = 0.5 * (c + c.T)
     major, minor, orient = ellipse_90(c)
     return GroundFix(
-        lat=lat, lon=lon, elevation_m=elevation_m, range_m=range_m, bearing_deg=bearing_deg,
-        semi_major_m=major, semi_minor_m=minor, orientation_deg=orient,
-        cov_en_m2=(float(c[0, 0]), float(c[0, 1]), float(c[1, 0]), float(c[1, 1])), cameras=cameras,
+        lat=lat,
+        lon=lon,
+        elevation_m=elevation_m,
+        range_m=range_m,
+        bearing_deg=bearing_deg,
+        semi_major_m=major,
+        semi_minor_m=minor,
+        orientation_deg=orient,
+        cov_en_m2=(float(c[0, 0]), float(c[0, 1]), float(c[1, 0]), float(c[1, 1])),
+        cameras=cameras,
     )

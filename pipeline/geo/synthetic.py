@@ -35,10 +35,34 @@ DEM_EPSG = 4545
 #: Karst cones (fengcong) south-east of the tower: (east km, north km, height m, radius km). Their flanks are
 #: 30–40° steep, like the quarried limestone hills where much illegal mining happens.
 KARST_CONES: tuple[tuple[float, float, float, float], ...] = (
-    (2.0, -2.6, 220.0, 0.30), (2.9, -1.9, 260.0, 0.35), (3.4, -3.1, 240.0, 0.32), (4.3, -2.2, 280.0, 0.38),
-    (2.4, -4.0, 200.0, 0.28), (4.8, -3.6, 250.0, 0.34), (3.7, -4.6, 230.0, 0.30), (5.6, -2.8, 270.0, 0.36),
-    (1.6, -3.4, 180.0, 0.26), (5.2, -4.9, 240.0, 0.33), (6.1, -1.6, 220.0, 0.31), (4.0, -1.2, 190.0, 0.27),
+    (2.0, -2.6, 220.0, 0.30),
+    (2.9, -1.9, 260.0, 0.35),
+    (3.4, -3.1, 240.0, 0.32),
+    (4.3, -2.2, 280.0, 0.38),
+    (2.4, -4.0, 200.0, 0.28),
+    (4.8, -3.6, 250.0, 0.34),
+    (3.7, -4.6, 230.0, 0.30),
+    (5.6, -2.8, 270.0, 0.36),
+    (1.6, -3.4, 180.0, 0.26),
+    (5.2, -4.9, 240.0, 0.33),
+    (6.1, -1.6, 220.0, 0.31),
+    (4.0, -1.2, 190.0, 0.27),
 )
+
+
+def dem_error_m(east_m: F64, north_m: F64, sigma_m: float = 5.0, seed: int = 5) -> F64:
+    """A smooth error field (RMS ``sigma_m``, wavelengths 0.3–2 km) to add to :func:`hills_m`: a DEM's error."""
+    rng = np.random.default_rng(seed)
+    e = np.asarray(east_m, np.float64)
+    n = np.asarray(north_m, np.float64)
+    z = np.zeros(np.broadcast(e, n).shape)
+    k = 12
+    for _ in range(k):
+        wavelength = rng.uniform(300.0, 2000.0)
+        angle = rng.uniform(0, 2 * math.pi)
+        phase = rng.uniform(0, 2 * math.pi)
+        z = z + np.sin(2 * math.pi * (e * math.cos(angle) + n * math.sin(angle)) / wavelength + phase)
+    return np.asarray(z * sigma_m * math.sqrt(2.0 / k), np.float64)
 
 
 def hills_m(east_m: F64, north_m: F64) -> F64:
@@ -123,9 +147,9 @@ class World:
     terrain: Terrain
     frame: LocalFrame = field(default_factory=lambda: LocalFrame(ORIGIN_LAT, ORIGIN_LON))
 
-    def model(self, tower: Tower) -> CameraModel:
+    def model(self, tower: Tower, ground_elevation_m: float | None = None) -> CameraModel:
         lat, lon = self.frame.to_wgs84(tower.east_m, tower.north_m)
-        ground = float(self.terrain.elevation(lat, lon))
+        ground = float(self.terrain.elevation(lat, lon)) if ground_elevation_m is None else ground_elevation_m
         return CameraModel(tower.camera_id, lat, lon, ground, tower.mast_height_m, self.terrain)
 
     def truth_height_m(self, east_m: F64, north_m: F64) -> F64:
@@ -157,13 +181,19 @@ def run_trials(
     sigma: PoseSigma,
     rng: np.random.Generator,
     image_wh: tuple[int, int] = (1920, 1080),
+    truth: World | None = None,
 ) -> list[Trial]:
-    """Locate each visible target once with a pose perturbed by ``sigma`` (pan, tilt) and pixel noise."""
-    model = world.model(tower)
+    """Locate each visible target once with a pose perturbed by ``sigma`` (pan, tilt) and pixel noise.
+
+    ``truth``: the real ground, when the DEM the model uses (``world``) is only an approximation of it; the
+    camera stands on the real ground either way.
+    """
+    truth_model = (truth or world).model(tower)
+    model = world.model(tower, truth_model.ground_elevation_m) if truth is not None else truth_model
     trials: list[Trial] = []
     lats, lons = world.frame.to_wgs84(targets_en[:, 0], targets_en[:, 1])
-    # truth on the tower's own DEM grid, so that "exact pose → exact point" holds to the millimetre
-    zt = model.ground_height_m(*model.frame.to_local_m(lats, lons))
+    # truth on the tower's own grid of the real ground, so that "exact pose → exact point" holds to the mm
+    zt = truth_model.ground_height_m(*model.frame.to_local_m(lats, lons))
     for (e, n), lat, lon, z in zip(targets_en, lats.tolist(), lons.tolist(), zt.tolist(), strict=True):
         if not math.isfinite(z):
             continue
@@ -173,7 +203,7 @@ def run_trials(
             continue
         te, tn = model.frame.to_local_m(lat, lon)
         ray = model.rays(pose, image_wh, px[None, :])
-        t_hit = float(model.intersect(ray)[0][0])
+        t_hit = float(truth_model.intersect(ray)[0][0])
         if not math.isfinite(t_hit) or math.hypot(t_hit * ray[0, 0] - te, t_hit * ray[0, 1] - tn) > 1.0:
             continue  # hidden behind nearer ground: not visible from this tower
         noisy = Pose(
@@ -183,7 +213,7 @@ def run_trials(
         fix = model.locate(noisy, image_wh, pix[None, :], sigma)[0]
         rng_m = math.hypot(te, tn)
         dep = -math.degrees(math.atan2(float(z) - model.camera_z_m, rng_m))
-        inc = incidence_deg(model, ray[0], te, tn)
+        inc = incidence_deg(truth_model, ray[0], te, tn)
         if fix is None:
             trials.append(Trial(tower.camera_id, np.array([e, n]), rng_m, None, math.nan, math.inf, dep, inc))
             continue

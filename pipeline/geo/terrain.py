@@ -142,7 +142,11 @@ class Terrain:
         res = abs(float(affine.a))
         self._native_step_m = res * 111_320.0 if self._dem_crs.is_geographic else res
         self._log.info(
-            "DEM %s: %dx%d cells, %.1f m, CRS %s", path.name, band.shape[1], band.shape[0], self._native_step_m,
+            "DEM %s: %dx%d cells, %.1f m, CRS %s",
+            path.name,
+            band.shape[1],
+            band.shape[0],
+            self._native_step_m,
             self._dem_crs.to_string(),
         )
 
@@ -181,7 +185,9 @@ class Terrain:
         heights = self._sample_native(np.asarray(x, np.float64), np.asarray(y, np.float64)).reshape(n, n)
         if not np.isfinite(heights).any():
             raise UserError(
-                str(self.dem_path), "terrain.dem_path", f"a DEM covering the tower at {frame.lat0}, {frame.lon0}",
+                str(self.dem_path),
+                "terrain.dem_path",
+                f"a DEM covering the tower at {frame.lat0}, {frame.lon0}",
                 "no data within max_range_m of it",
             )
         return LocalGrid(heights.astype(np.float32), step, half)
