@@ -119,3 +119,42 @@ def test_config_check_missing_file(tmp_path: Path) -> None:
 def test_shipped_sample_config_is_valid() -> None:
     config = load_config(ROOT / "cameras.yaml")
     assert config.cameras[0].id == "kelan-t1"
+
+
+def _all_models() -> list[type]:
+    import typing
+
+    from pydantic import BaseModel
+
+    from pipeline.config import Config
+
+    seen: list[type] = []
+    queue: list[type] = [Config]
+    while queue:
+        model = queue.pop()
+        if model in seen:
+            continue
+        seen.append(model)
+        for info in model.model_fields.values():  # type: ignore[attr-defined]
+            stack = [info.annotation]
+            while stack:
+                ann = stack.pop()
+                if isinstance(ann, type) and issubclass(ann, BaseModel):
+                    queue.append(ann)
+                stack.extend(typing.get_args(ann))
+    return seen
+
+
+def test_every_config_field_is_described_and_forbids_extras() -> None:
+    undocumented = []
+    for model in _all_models():
+        assert model.model_config.get("extra") == "forbid", model.__name__  # type: ignore[attr-defined]
+        for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+            if not (info.description or "").strip():
+                undocumented.append(f"{model.__name__}.{name}")
+    assert not undocumented, undocumented
+
+
+def test_config_reference_doc_is_up_to_date() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_config_doc.py"), "--check"], cwd=ROOT)
+    assert proc.returncode == 0, "docs/CONFIG.md is stale: run .venv/bin/python scripts/gen_config_doc.py"
