@@ -65,24 +65,68 @@ def test_same_predictions_agree_with_ultralytics_metrics(seed: int) -> None:
         assert abs(c.ap50_95 - theirs.ap50_95[name]) <= AGREEMENT, (name, c.ap50_95, theirs.ap50_95[name])
 
 
-@pytest.mark.shared
-@pytest.mark.slow
-def test_pipeline_agrees_with_ultralytics_val(shared_data: Path, tmp_path: Path) -> None:
-    """The starter model on 40 held-out fire8 images: minewatch's detector + pycocotools vs Ultralytics' val."""
-    if not STARTER.is_file():
-        pytest.skip("models/minewatch-starter.onnx not there")
+def model_and_items(shared: Path, n: int) -> tuple[object, list]:
+    """The starter model on held-out fire8 images; without it, the COCO model on excavator photos
+    (class_map truck → excavator), so the metric check runs either way."""
     from pipeline.config import DetectorConfig
     from pipeline.eval.baseline import _heldout_items, heldout_split
+    from pipeline.eval.labels import load_image_dataset
+
+    if STARTER.is_file():
+        images, _ = heldout_split(shared)
+        items = _heldout_items(shared, [p for p in images if p.parent.parent.name == "fire8"][:n])
+        cfg = DetectorConfig.model_validate({"model_path": str(STARTER), "providers": ["CPUExecutionProvider"]})
+    else:
+        items = load_image_dataset(shared / "excavator", ["excavator"])[0][:n]
+        cfg = DetectorConfig.model_validate({"model_path": str(shared / "models" / "yolov8n_coco_640.onnx"),
+                                             "providers": ["CPUExecutionProvider"],
+                                             "class_map": {"truck": "excavator"}})
+    return cfg, items
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_pycocotools_agrees_with_val_on_its_own_predictions(shared_data: Path, tmp_path: Path) -> None:
+    """Ultralytics' val on real images; its own labels and predictions scored by pycocotools agree with
+    the AP val reports, within 0.01."""
+    import onnxruntime as ort
+
+    from pipeline.eval.crosscheck import _parse_names_meta, ultralytics_val
+
+    cfg, items = model_and_items(shared_data, 24)
+    session = ort.InferenceSession(str(cfg.model_path), providers=["CPUExecutionProvider"])  # type: ignore[attr-defined]
+    names = _parse_names_meta(session.get_modelmeta().custom_metadata_map["names"])
+    imgsz = int(session.get_inputs()[0].shape[2]) if isinstance(session.get_inputs()[0].shape[2], int) else 320
+    val = ultralytics_val(cfg, items, names, imgsz, tmp_path)  # type: ignore[arg-type]
+    assert val.evaluator is not None and len(val.evaluator) == len(items)
+    ours = val.evaluator.compute()
+    assert val.ap50, "val reported no class"
+    for name, ap50 in val.ap50.items():
+        c = ours.classes[name]
+        assert c.ap50 is not None and c.ap50_95 is not None
+        assert abs(c.ap50 - ap50) <= AGREEMENT, (name, c.ap50, ap50)
+        assert abs(c.ap50_95 - val.ap50_95[name]) <= AGREEMENT, (name, c.ap50_95, val.ap50_95[name])
+
+
+#: whole chain (minewatch's detector → pycocotools) against val: differences by design, measured in
+#: docs/EVALUATION.md (best class per anchor vs multi-label, boxes clipped to the image, resize details)
+WHOLE_CHAIN = 0.05
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_pipeline_close_to_ultralytics_val(shared_data: Path, tmp_path: Path) -> None:
+    """The starter model on 40 held-out fire8 images: minewatch's detector + pycocotools vs val."""
+    if not STARTER.is_file():
+        pytest.skip("models/minewatch-starter.onnx not there")
     from pipeline.eval.crosscheck import ultralytics_val
     from pipeline.eval.images import evaluate_images
 
-    images, _ = heldout_split(shared_data)
-    items = _heldout_items(shared_data, [p for p in images if p.parent.parent.name == "fire8"][:40])
-    cfg = DetectorConfig.model_validate({"model_path": str(STARTER), "providers": ["CPUExecutionProvider"]})
-    ours = evaluate_images(cfg, items, ["fire", "smoke"], progress=False)
-    theirs = ultralytics_val(cfg, items, ours.model_names, ours.input_size_px, tmp_path)
+    cfg, items = model_and_items(shared_data, 40)
+    ours = evaluate_images(cfg, items, ["fire", "smoke"], progress=False)  # type: ignore[arg-type]
+    theirs = ultralytics_val(cfg, items, ours.model_names, ours.input_size_px, tmp_path)  # type: ignore[arg-type]
     for name in ("fire", "smoke"):
         c = ours.metrics.classes[name]
         assert c.ap50 is not None and c.ap50_95 is not None
-        assert abs(c.ap50 - theirs.ap50[name]) <= AGREEMENT, (name, c.ap50, theirs.ap50[name])
-        assert abs(c.ap50_95 - theirs.ap50_95[name]) <= AGREEMENT, (name, c.ap50_95, theirs.ap50_95[name])
+        assert abs(c.ap50 - theirs.ap50[name]) <= WHOLE_CHAIN, (name, c.ap50, theirs.ap50[name])
+        assert abs(c.ap50_95 - theirs.ap50_95[name]) <= WHOLE_CHAIN, (name, c.ap50_95, theirs.ap50_95[name])

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -29,7 +30,7 @@ from pipeline.config import DetectorConfig
 from pipeline.errors import UserError
 from pipeline.eval.boxmetrics import BoxEvaluator
 from pipeline.eval.labels import LabelledImage
-from pipeline.types import CLASSES
+from pipeline.types import CLASSES, Detections
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,8 @@ class UltralyticsFigures:
     ap50_95: dict[str, float]
     map50: float
     map50_95: float
+    #: val's own labels and predictions per image (network-input pixels, minewatch class ids), when captured
+    evaluator: BoxEvaluator | None = None
 
 
 def ultralytics_ap_same_predictions(evaluator: BoxEvaluator) -> UltralyticsFigures:
@@ -75,6 +78,14 @@ def ultralytics_ap_same_predictions(evaluator: BoxEvaluator) -> UltralyticsFigur
     ap_all = {names[int(k)]: float(ap[i].mean()) for i, k in enumerate(classes)}
     return UltralyticsFigures(ap50=ap50, ap50_95=ap_all, map50=float(np.mean(list(ap50.values()) or [0.0])),
                               map50_95=float(np.mean(list(ap_all.values()) or [0.0])))
+
+
+def _parse_names_meta(raw: str) -> dict[int, str]:
+    """The ``names`` metadata of an Ultralytics ONNX export (a dict literal)."""
+    import ast
+
+    value = ast.literal_eval(raw)
+    return {int(k): str(v) for k, v in (value.items() if isinstance(value, dict) else enumerate(value))}
 
 
 def _model_ids_for_ours(cfg: DetectorConfig, model_names: dict[int, str]) -> dict[int, int]:
@@ -125,11 +136,36 @@ def ultralytics_val(
     ours_to_model = _model_ids_for_ours(cfg, model_names)
     root = Path(tempfile.mkdtemp(prefix="ultra-val-", dir=workdir))
     data = write_ultralytics_dataset(items, ours_to_model, model_names, root)
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    evaluator = BoxEvaluator()
+    to_ours = {m: k for k, m in ours_to_model.items()}
+
+    class CapturingValidator(DetectionValidator):
+        """val's own predictions and labels, as its metric sees them (network-input pixels)."""
+
+        def update_metrics(self, preds: Any, batch: Any) -> None:
+            for si, pred in enumerate(preds):
+                pb = self._prepare_batch(si, batch)
+                pn = self._prepare_pred(pred)
+                h, w = (int(v) for v in pb["imgsz"])
+                gt_cls = pb["cls"].cpu().numpy().astype(int)
+                pred_cls = pn["cls"].cpu().numpy().astype(int)
+                keep = np.array([int(c) in to_ours for c in pred_cls], bool)
+                evaluator.add(
+                    (w, h), pb["bboxes"].cpu().numpy().reshape(-1, 4),
+                    np.array([to_ours.get(int(c), -1) for c in gt_cls], np.int32),
+                    Detections(pn["bboxes"].cpu().numpy().reshape(-1, 4)[keep].astype(np.float32),
+                               pn["conf"].cpu().numpy()[keep].astype(np.float32),
+                               np.array([to_ours[int(c)] for c in pred_cls[keep]], np.int32)),
+                )
+            super().update_metrics(preds, batch)
+
     model = YOLO(str(cfg.model_path), task="detect")
     result = model.val(
-        data=str(data), imgsz=imgsz, batch=1, conf=0.001, iou=cfg.iou_threshold, max_det=300, device="cpu",
-        plots=False, verbose=False, save_json=False, project=str(root / "runs"), name="val", workers=0,
-        rect=False,
+        validator=CapturingValidator, data=str(data), imgsz=imgsz, batch=1, conf=0.001, iou=cfg.iou_threshold,
+        max_det=300, device="cpu", plots=False, verbose=False, save_json=False, project=str(root / "runs"),
+        name="val", workers=0, rect=False,
     )
     box = result.box
     model_to_ours = {m: k for k, m in ours_to_model.items()}
@@ -141,4 +177,5 @@ def ultralytics_val(
             continue
         ap50[CLASSES[ours]] = float(box.ap50[i])
         ap[CLASSES[ours]] = float(box.ap[i])
-    return UltralyticsFigures(ap50=ap50, ap50_95=ap, map50=float(box.map50), map50_95=float(box.map))
+    return UltralyticsFigures(ap50=ap50, ap50_95=ap, map50=float(box.map50), map50_95=float(box.map),
+                              evaluator=evaluator)
