@@ -176,8 +176,12 @@ class Daemon:
         if self.config.ops.http_port is not None:
             from pipeline.ops import OpsServer
 
-            self.ops_server = OpsServer(self.config.ops.http_host, self.config.ops.http_port, self.health,
-                                        self.registry).start()
+            try:
+                self.ops_server = OpsServer(self.config.ops.http_host, self.config.ops.http_port, self.health,
+                                            self.registry).start()
+            except OSError as exc:  # the port is taken: run on, without the endpoints
+                log.error("no /health and /metrics: cannot listen on %s:%s (%s); change ops.http_port",
+                          self.config.ops.http_host, self.config.ops.http_port, exc.strerror or exc)
         if self.relay is not None:
             self.relay.start()
         for src in self.sources.values():
