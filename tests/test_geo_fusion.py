@@ -164,3 +164,14 @@ def test_buffer_keys_replace_and_size_is_bounded() -> None:
     assert len(buf) == 5
     buf.prune(1000.0)
     assert len(buf) == 0
+
+
+def test_buffer_respects_each_cameras_view() -> None:
+    target = (3000.0, 4000.0)
+    a, b = seen(A, target, d_tilt=0.1), seen(B, target, d_tilt=-0.1)
+    buf = FusionBuffer(window_s=5.0)
+    buf.add("A", "truck", 10.0, a, view=View(a.bearing_deg + 20.0, 10.0))  # A's view does not contain the point
+    assert buf.query("B", "truck", 11.0, b, view=View(b.bearing_deg, 10.0)) is None
+    buf.add("A", "truck", 10.0, a, key="t", view=View(a.bearing_deg + 2.0, 10.0))
+    fused = buf.query("B", "truck", 11.0, b, view=View(b.bearing_deg, 10.0))
+    assert fused is not None and set(fused.cameras) == {"A", "B"}
