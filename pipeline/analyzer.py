@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pipeline.config import CameraConfig, Config
 from pipeline.geo.camera import CameraModel
+from pipeline.geo.fusion import FusionBuffer, View
 from pipeline.geo.terrain import Terrain
 from pipeline.logs import get_logger
 from pipeline.types import AlertEvent, Detections, Frame, GroundFix
@@ -39,6 +41,11 @@ class Analyzer:
         self.terrain = terrain if terrain is not None else Terrain.from_config(config.terrain)
         self.zones: list[Zone] = list(zones)
         self._log = get_logger("analyzer")
+        fusion = config.fusion
+        enabled = sum(1 for c in config.cameras if c.enabled)
+        #: sightings of all cameras, to fuse two towers' bearings into one smaller ellipse
+        self.fusion = (FusionBuffer(window_s=fusion.window_s, min_crossing_deg=fusion.min_crossing_deg)
+                       if fusion.enabled and enabled > 1 else None)
         self.cameras: dict[str, CameraState] = {}
         for cam in config.cameras:
             if cam.enabled:
@@ -59,7 +66,14 @@ class Analyzer:
         state = self.cameras[frame.camera_id]
         if len(dets) == 0:
             return []
-        return state.model.locate(frame.pose, frame.wh, dets.bottom_centre_xy(), state.camera.pose_sigma)
+        fixes = state.model.locate(frame.pose, frame.wh, dets.bottom_centre_xy(), state.camera.pose_sigma)
+        if self.fusion is None:
+            return fixes
+        view = View(frame.pose.pan_deg, frame.pose.hfov_deg)
+        names = dets.class_names()
+        return [None if fix is None else
+                self.fusion.add_and_fuse(frame.camera_id, names[i], frame.t_capture, fix, view=view)
+                for i, fix in enumerate(fixes)]
 
     def process(self, frame: Frame, dets: Detections) -> list[AlertEvent]:
         """One analysed frame of one camera → the events it causes (new/update/end)."""
@@ -106,7 +120,7 @@ class Analyzer:
             event.extra["zone_outline_xy"] = outlines
 
 
-def _rings(zone: Zone) -> list:  # type: ignore[type-arg]
+def _rings(zone: Zone) -> list[Any]:
     geom = zone.polygon
     polys = list(geom.geoms) if hasattr(geom, "geoms") else [geom]
     return [p.exterior for p in polys]

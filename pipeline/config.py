@@ -721,6 +721,22 @@ class HarvestConfig(Strict):
     jpeg_quality: int = Field(95, ge=50, le=100, description="JPEG quality of saved frames.")
 
 
+class FusionConfig(Strict):
+    """Two-tower fixes: sightings of one class by two cameras whose bearings cross are fused into one fix."""
+
+    enabled: bool = Field(True, description="Fuse fixes of two cameras (no effect with one camera).")
+    window_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Longest time between the two sightings. Too low: towers on different patrol tours never fuse;"
+        " too high: a machine that moved is fused with where it was.",
+    )
+    min_crossing_deg: float = Field(
+        5.0, ge=1, le=90, description="Least angle between the two sightlines; flatter crossings locate badly."
+    )
+
+
 class Config(Strict):
     """The whole of ``cameras.yaml``."""
 
@@ -730,6 +746,7 @@ class Config(Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alerts and the outbox.")
     zones: ZonesConfig = Field(default_factory=ZonesConfig, description="Geofences.")
     ops: OpsConfig = Field(default_factory=OpsConfig, description="Health and metrics endpoints.")
+    fusion: FusionConfig = Field(default_factory=FusionConfig, description="Two-tower fixes.")
     terrain: TerrainConfig = Field(default_factory=TerrainConfig, description="Ground model for geolocation.")
     harvest: HarvestConfig = Field(default_factory=HarvestConfig, description="Hard-example harvesting.")
 
