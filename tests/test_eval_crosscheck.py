@@ -109,20 +109,22 @@ def test_pycocotools_agrees_with_val_on_its_own_predictions(shared_data: Path, t
 
 
 #: whole chain (minewatch's detector → pycocotools) against val: differences by design, measured in
-#: docs/EVALUATION.md (best class per anchor vs multi-label, boxes clipped to the image, resize details)
-WHOLE_CHAIN = 0.05
+#: docs/EVALUATION.md (best class per anchor vs multi-label, boxes clipped to the image, resize details);
+#: largest measured on the 184 held-out fire8 images: 0.018 (fire AP50-95)
+WHOLE_CHAIN = 0.03
 
 
 @pytest.mark.shared
 @pytest.mark.slow
 def test_pipeline_close_to_ultralytics_val(shared_data: Path, tmp_path: Path) -> None:
-    """The starter model on 40 held-out fire8 images: minewatch's detector + pycocotools vs val."""
+    """The starter model on all 184 held-out fire8 images (fewer give a handful of fire boxes, where one box
+    moves AP by 0.05): minewatch's detector + pycocotools vs val."""
     if not STARTER.is_file():
         pytest.skip("models/minewatch-starter.onnx not there")
     from pipeline.eval.crosscheck import ultralytics_val
     from pipeline.eval.images import evaluate_images
 
-    cfg, items = model_and_items(shared_data, 40)
+    cfg, items = model_and_items(shared_data, 1000)
     ours = evaluate_images(cfg, items, ["fire", "smoke"], progress=False)  # type: ignore[arg-type]
     theirs = ultralytics_val(cfg, items, ours.model_names, ours.input_size_px, tmp_path)  # type: ignore[arg-type]
     for name in ("fire", "smoke"):
