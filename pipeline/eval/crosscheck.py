@@ -17,6 +17,7 @@ Known, expected differences (measured figures are in docs/EVALUATION.md):
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -162,11 +163,14 @@ def ultralytics_val(
             super().update_metrics(preds, batch)
 
     model = YOLO(str(cfg.model_path), task="detect")
-    result = model.val(
-        validator=CapturingValidator, data=str(data), imgsz=imgsz, batch=1, conf=0.001, iou=cfg.iou_threshold,
-        max_det=300, device="cpu", plots=False, verbose=False, save_json=False, project=str(root / "runs"),
-        name="val", workers=0, rect=False,
-    )
+    try:
+        result = model.val(
+            validator=CapturingValidator, data=str(data), imgsz=imgsz, batch=1, conf=0.001,
+            iou=cfg.iou_threshold, max_det=300, device="cpu", plots=False, verbose=False, save_json=False,
+            project=str(root / "runs"), name="val", workers=0, rect=False,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     box = result.box
     model_to_ours = {m: k for k, m in ours_to_model.items()}
     ap50: dict[str, float] = {}

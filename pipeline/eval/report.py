@@ -122,6 +122,13 @@ def markdown(report: Mapping[str, Any]) -> str:
     if report.get("clips"):
         lines += clips_section(report["clips"])
     lines += box_section(report["boxes"])
+    if report.get("ultralytics_val"):
+        u = report["ultralytics_val"]
+        rows = [[name, report["boxes"]["classes"][name]["ap50"], u["ap50"][name],
+                 report["boxes"]["classes"][name]["ap50_95"], u["ap50_95"].get(name)] for name in u["ap50"]]
+        lines += ["## Ultralytics val on the same images", "",
+                  *_table(["class", "AP50 (minewatch)", "AP50 (val)", "AP50-95 (minewatch)", "AP50-95 (val)"], rows),
+                  "", "Why they differ: docs/EVALUATION.md, Ultralytics cross-check.", ""]
     if report.get("alerts"):
         lines += alerts_section(report["alerts"])
     if report.get("throughput"):
