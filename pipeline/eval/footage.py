@@ -34,8 +34,6 @@ from pipeline.eval.labels import VIDEO_SUFFIXES, ClipLabels, find_clip_labels, l
 from pipeline.logs import get_logger
 from pipeline.types import CLASS_INDEX, AlertEvent
 
-log = get_logger("eval")
-
 
 @dataclass(slots=True)
 class ClipPlan:
@@ -262,8 +260,9 @@ def run_clip(
     if not indices:
         raise UserError(str(plan.path), None, "a clip with decodable frames", "none were decoded")
     if len(set(indices)) != len(indices):
-        log.warning("%s: %d frames map onto the same label index (timestamps off?)", plan.path.name,
-                    len(indices) - len(set(indices)))
+        get_logger("eval", plan.camera.id).warning(
+            "%s: %d frames map onto the same label index (timestamps off?)", plan.path.name,
+            len(indices) - len(set(indices)))
     result = ClipResult(plan.path.stem, plan.fps, plan.duration_s, plan.labels, list(records.values()))
     return ClipOutcome(plan, result, timing, indices, counts)
 
