@@ -74,6 +74,10 @@ def load_zones(config: Config) -> list[Any]:
     from pipeline.zones.model import load_zones as _load
 
     if not config.zones.dir.exists():
+        from pipeline.logs import get_logger
+
+        get_logger("eval").warning("no zone folder %s: evaluating without zones (fire and smoke alert anywhere"
+                                   " in view when zones.fire_anywhere is on)", config.zones.dir)
         return []
     return list(_load(config.zones.dir))
 
