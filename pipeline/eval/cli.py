@@ -46,7 +46,9 @@ def _positive(text: str) -> float:
 def _summary(report: dict[str, object]) -> str:
     boxes = report["boxes"]
     assert isinstance(boxes, dict)
-    parts = [f"mAP50 {boxes['map50']}", f"mAP50-95 {boxes['map50_95']}"]
+    from pipeline.eval.report import fmt
+
+    parts = [f"mAP50 {fmt(boxes['map50'])}", f"mAP50-95 {fmt(boxes['map50_95'])}"]
     alerts = report.get("alerts")
     if isinstance(alerts, dict):
         for name, c in alerts["classes"].items():
