@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.config import Config, load_config
 from pipeline.errors import UserError
 from pipeline.logs import get_logger, setup_logging
-from pipeline.types import AlertEvent
+from pipeline.types import AlertEvent, Detections, Frame
 
 log = get_logger("daemon")
 
@@ -31,6 +31,7 @@ class Stats:
     batches: int = 0
     frames: int = 0
     events: int = 0
+    analysis_errors: int = 0
     inference_s: float = 0.0
     started_s: float = field(default_factory=time.monotonic)
     #: recent (capture → analysed, received → analysed) ages in seconds, for /health and the benchmarks
@@ -169,6 +170,19 @@ class Daemon:
         if events and self.relay is not None:
             self.relay.wake()
 
+    def _analyse(self, frame: Frame, dets: Detections) -> None:
+        """One frame through the analyzer; a fault in it costs that frame, never the daemon (logged, counted)."""
+        try:
+            events = self.analyzer.process(frame, dets)
+        except Exception:
+            self.stats.analysis_errors += 1
+            if self.stats.analysis_errors <= 3 or self.stats.analysis_errors % 100 == 0:
+                get_logger("analyzer", frame.camera_id).exception(
+                    "analysis of frame %d failed (%d so far); the daemon carries on", frame.seq,
+                    self.stats.analysis_errors)
+            return
+        self._emit(events)
+
     def _sources_done(self) -> bool:
         return all(src.finished for src in self.sources.values())
 
@@ -208,7 +222,7 @@ class Daemon:
                     self.stats.batches += 1
                     self.stats.frames += len(batch)
                     for frame, det in zip(batch, dets, strict=True):
-                        self._emit(self.analyzer.process(frame, det))
+                        self._analyse(frame, det)
                 self.notifier.watchdog()
                 now = time.monotonic()
                 if now - last_tick >= 1.0:

@@ -92,3 +92,4 @@ def test_process_raises_an_event_in_the_sample_zone_with_its_outline(tmp_path: P
     assert outline.shape[1] == 2 and np.isfinite(outline).all()
     ended = analyzer.finish(t + 10)
     assert [e.alert_id for e in ended] == [event.alert_id]
+

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyproj
@@ -128,6 +128,30 @@ def fusion_chi2(a: GroundFix, b: GroundFix) -> float:
     return _polar_fusion(a, b, frame, xa, xb)[2]
 
 
+def _fuse_points(a: GroundFix, b: GroundFix, frame: LocalFrame, xa: F64, xb: F64, gate_chi2: float,
+                 method: str) -> tuple[Any, Any] | None:
+    """The fused east/north point and covariance, or None when the two fixes fail the χ² gate."""
+    ca, cb = cov_of(a), cov_of(b)
+    ia, ib = np.linalg.inv(ca), np.linalg.inv(cb)
+    if method == "ci":
+        d = xa - xb
+        if float(d @ np.linalg.solve(ca + cb, d)) > gate_chi2:
+            return None
+        best: tuple[float, float] = (math.inf, 0.5)
+        for w in np.linspace(0.0, 1.0, 51):
+            det = float(np.linalg.det(np.linalg.inv(w * ia + (1.0 - w) * ib)))
+            if det < best[0]:
+                best = (det, float(w))
+        ia, ib = best[1] * ia, (1.0 - best[1]) * ib
+        cov = np.linalg.inv(ia + ib)
+        x = cov @ (ia @ xa + ib @ xb)
+    else:
+        x, cov, chi2 = _polar_fusion(a, b, frame, xa, xb)
+        if chi2 > gate_chi2:
+            return None
+    return x, cov
+
+
 def fuse_fixes(
     a: GroundFix,
     b: GroundFix,
@@ -155,24 +179,13 @@ def fuse_fixes(
     frame = LocalFrame((a.lat + b.lat) / 2.0, (a.lon + b.lon) / 2.0)
     xa = np.array(frame.to_local_m(a.lat, a.lon))
     xb = np.array(frame.to_local_m(b.lat, b.lon))
-    ca, cb = cov_of(a), cov_of(b)
-    ia, ib = np.linalg.inv(ca), np.linalg.inv(cb)
-    if method == "ci":
-        d = xa - xb
-        if float(d @ np.linalg.solve(ca + cb, d)) > gate_chi2:
-            return None
-        best: tuple[float, float] = (math.inf, 0.5)
-        for w in np.linspace(0.0, 1.0, 51):
-            det = float(np.linalg.det(np.linalg.inv(w * ia + (1.0 - w) * ib)))
-            if det < best[0]:
-                best = (det, float(w))
-        ia, ib = best[1] * ia, (1.0 - best[1]) * ib
-        cov = np.linalg.inv(ia + ib)
-        x = cov @ (ia @ xa + ib @ xb)
-    else:
-        x, cov, chi2 = _polar_fusion(a, b, frame, xa, xb)
-        if chi2 > gate_chi2:
-            return None
+    try:
+        fused = _fuse_points(a, b, frame, xa, xb, gate_chi2, method)
+    except np.linalg.LinAlgError:  # degenerate geometry (near-parallel sightlines, zero covariance): no fix
+        return None
+    if fused is None:
+        return None
+    x, cov = fused
     lat, lon = frame.to_wgs84(float(x[0]), float(x[1]))
     ta, tb = tower_of(a), tower_of(b)
     az_a, _, range_a = _GEOD.inv(ta[1], ta[0], lon, lat)
@@ -185,7 +198,7 @@ def fuse_fixes(
         return None
     if view_b is not None and not view_b.contains(az_b):
         return None
-    wa, wb = 1.0 / float(np.trace(ca)), 1.0 / float(np.trace(cb))
+    wa, wb = 1.0 / float(np.trace(cov_of(a))), 1.0 / float(np.trace(cov_of(b)))
     elevation = (wa * a.elevation_m + wb * b.elevation_m) / (wa + wb)
     cameras = tuple(dict.fromkeys((*a.cameras, *b.cameras)))
     return fix_from_cov(lat, lon, elevation, float(range_a), float(az_a) % 360.0, cov, cameras)
