@@ -43,7 +43,7 @@ def make_long_clip(path: Path, seconds: float) -> None:
 
     base = path.with_name("base.mp4")
     scene = cv2.imread(str(find_asset("bus.jpg", ROOT / "data" / "sample" / "assets")))
-    write_clip(compose_frames(scene, 20 * 25, (1920, 1080)), base, 25)
+    write_clip(compose_frames(scene, 20 * 25, (1920, 1080)), base, 25, gop=25)  # a key frame every second
     with av.open(str(base)) as src:
         packets = [p for p in src.demux(video=0) if p.dts is not None]
         stream_in = src.streams.video[0]

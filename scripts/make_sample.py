@@ -66,13 +66,14 @@ def compose_frames(scene_bgr: np.ndarray, n_frames: int, wh: tuple[int, int]) ->
     return frames
 
 
-def write_clip(frames: list[np.ndarray], path: Path, fps: int) -> None:
+def write_clip(frames: list[np.ndarray], path: Path, fps: int, gop: int | None = None) -> None:
+    """H.264 (libx264) in MP4; a key frame every ``gop`` frames (default two seconds)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast", "g": str(fps * 2)}
+        stream.options = {"crf": "23", "preset": "veryfast", "g": str(gop or fps * 2)}
         for image in frames:
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             for packet in stream.encode(frame):
