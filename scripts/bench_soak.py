@@ -106,7 +106,8 @@ def run(n: int, seconds: float, warmup: float, sample_s: float, clip: Path, work
                    f"alerts: {{snapshot_dir: {work / 'snaps'}, outbox_path: {work / f'outbox-{n}.sqlite'},"
                    f" print_alerts: false}}\nzones: {{dir: {ROOT / 'zones'}}}\nops: {{http_port: {http_port}}}\n")
     daemon = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--config", str(cfg), "--forever",
-                               "--log-level", "WARNING"], cwd=ROOT, stderr=open(work / f"daemon-{n}.log", "w"))
+                               "--log-level", "WARNING"], cwd=ROOT,
+                              stderr=open(work / f"daemon-{n}.log", "w"))  # noqa: SIM115 (lives as long as the run)
     samples: list[dict[str, float]] = []
     t0 = time.monotonic()
     try:
