@@ -27,7 +27,6 @@ def test_starter_model_metadata() -> None:
     assert det.fixed_batch is None and det.input_size_px % 32 == 0
 
 
-@pytest.mark.xfail(strict=True, reason="the first starter model (6 epochs) forgot COCO people; retrain pending")
 def test_starter_model_finds_people_on_the_ultralytics_bus_image() -> None:
     import cv2
 
