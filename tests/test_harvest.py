@@ -98,7 +98,8 @@ def test_stops_at_max_images(tmp_path: Path) -> None:
     saved = [h.consider(frame(seq=i), dets(HESITANT_FIRE), [], now_s=float(i)) for i in range(4)]
     assert [s is not None for s in saved] == [True, True, False, False]
     assert h.counts["skipped_full"] == 2
-    assert Harvester(h.cfg, ScoreThresholds.model_validate({})).consider(frame(seq=9), dets(HESITANT_FIRE), [], now_s=99.0) is None
+    again = Harvester(h.cfg, ScoreThresholds.model_validate({}))  # counts the images already there
+    assert again.consider(frame(seq=9), dets(HESITANT_FIRE), [], now_s=99.0) is None
 
 
 def test_yolo_lines_clip_to_the_image() -> None:
