@@ -132,6 +132,7 @@ def test_minewatch_train_accepts_harvest_output(tmp_path: Path) -> None:
                        now_s=float(seq))
     out = tmp_path / "site.onnx"
     code = main(["train", "--data", str(tmp_path / "harvest"), "--weights", "yolov8n.yaml", "--out", str(out),
+                 "--work", str(tmp_path / "work"),
                  "--epochs", "1", "--imgsz", "64", "--batch", "4", "--workers", "0", "--val-fraction", "0.3"])
     assert code == 0 and out.is_file()
     card = out.with_suffix(".md").read_text()

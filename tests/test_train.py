@@ -127,6 +127,7 @@ def test_train_one_epoch_produces_a_loadable_onnx_and_a_card(tmp_path: Path) -> 
     out = tmp_path / "models" / "site.onnx"
     code = cli_main(
         ["--data", str(data), "--map", "digger=excavator", "--weights", "yolov8n.yaml", "--out", str(out),
+         "--work", str(tmp_path / "work"),
          "--epochs", "1", "--imgsz", "64", "--batch", "4", "--workers", "0", "--val-fraction", "0.25"]
     )
     assert code == 0

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val-fraction", type=float, default=0.2,
                     help="share of images (whole videos/groups) held out for validation")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work", type=Path, default=None, help="dataset and run folder (default: beside --out)")
+    ap.add_argument("--work", type=Path, default=None, help="dataset and run folder (default: var/train/<out name>)")
     ap.add_argument("--fp16", action="store_true", help="also write an fp16 ONNX (for GPU providers)")
     ap.add_argument("--workers", type=int, default=2, help="data-loader processes")
     ap.add_argument("--title", default=None, help="model card title")
@@ -120,7 +120,7 @@ def cli_main(argv: list[str]) -> int:
     groups = {it.group for it in items}
     if len(groups) < 2:
         raise UserError(", ".join(args.data), "--data", "images from at least 2 videos/groups to split", len(groups))
-    work: Path = (args.work or args.out.parent / f".{args.out.stem}-train").resolve()
+    work: Path = (args.work or Path("var") / "train" / args.out.stem).resolve()
     info = write_dataset(items, work / "dataset", args.val_fraction, args.seed)
     if info.n_val == 0:
         raise UserError(", ".join(args.data), "--val-fraction", "a validation split with images", "none")
