@@ -73,6 +73,16 @@ class Daemon:
         self.sink = AlertSink(config, self.outbox)
         self.relay: Any = Relay(config.mqtt, self.outbox) if config.mqtt.enabled else None
         self.analyzer = Analyzer(config, self.zones)
+        self.tilings = {cam.id: cam.tiling for cam in config.cameras if cam.enabled and cam.tiling is not None}
+        harvest = config.harvest
+        self.harvester: Any = None
+        self.score_floor: float | None = None
+        if harvest.enabled:
+            from pipeline.detect.harvest import Harvester
+
+            self.harvester = Harvester(harvest, config.detector.score_threshold)
+            if harvest.low_score:
+                self.score_floor = harvest.low_score_min
         self.sources = {
             cam.id: make_source(cam, on_status=self._on_status) for cam in config.cameras if cam.enabled
         }
@@ -170,7 +180,22 @@ class Daemon:
         if events and self.relay is not None:
             self.relay.wake()
 
-    def _analyse(self, frame: Frame, dets: Detections) -> None:
+    def _detect(self, batch: list[Frame]) -> list[Detections]:
+        """One inference call for the batch; cameras with ``tiling`` are sliced into tiles in the same call.
+
+        With low-score harvesting on, untiled batches keep detections down to ``harvest.low_score_min``
+        (the analyzer still sees only those above the thresholds)."""
+        images = [f.image_bgr for f in batch]
+        tilings = [self.tilings.get(f.camera_id) for f in batch]
+        if any(t is not None for t in tilings):
+            from pipeline.detect.tiling import detect_frames
+
+            return detect_frames(self.detector, images, tilings, self.config.detector.iou_threshold)
+        if self.score_floor is not None:
+            return self.detector.detect(images, score_floor=self.score_floor)
+        return self.detector.detect(images)
+
+    def _analyse(self, frame: Frame, dets: Detections) -> list[AlertEvent]:
         """One frame through the analyzer; a fault in it costs that frame, never the daemon (logged, counted)."""
         try:
             events = self.analyzer.process(frame, dets)
@@ -180,8 +205,9 @@ class Daemon:
                 get_logger("analyzer", frame.camera_id).exception(
                     "analysis of frame %d failed (%d so far); the daemon carries on", frame.seq,
                     self.stats.analysis_errors)
-            return
+            return []
         self._emit(events)
+        return events
 
     def _sources_done(self) -> bool:
         return all(src.finished for src in self.sources.values())
@@ -209,7 +235,7 @@ class Daemon:
                 batch = self.batcher.next_batch(self.stop_event)
                 if batch:
                     t0 = time.perf_counter()
-                    dets = self.detector.detect([f.image_bgr for f in batch])
+                    dets = self._detect(batch)
                     spent = time.perf_counter() - t0
                     self.stats.inference_s += spent
                     self.metrics.inference_s.observe(spent)
@@ -222,7 +248,10 @@ class Daemon:
                     self.stats.batches += 1
                     self.stats.frames += len(batch)
                     for frame, det in zip(batch, dets, strict=True):
-                        self._analyse(frame, det)
+                        shown = self.detector.above_threshold(det) if self.score_floor is not None else det
+                        events = self._analyse(frame, shown)
+                        if self.harvester is not None:
+                            self.harvester.consider(frame, det, events)
                 self.notifier.watchdog()
                 now = time.monotonic()
                 if now - last_tick >= 1.0:

@@ -157,3 +157,19 @@ def test_run_with_a_missing_file_is_one_line_exit_2(tmp_path: Path, change: tupl
     assert proc.returncode == 2, out
     assert needle in out
     assert "Traceback" not in out
+
+
+def test_daemon_harvests_alert_frames_as_yolo_labels(tmp_path: Path) -> None:
+    """harvest.on_alert: the frame of each new alert is saved with its boxes, in the layout `train` reads."""
+    extra = "harvest:\n  enabled: true\n  dir: var/harvest\n  on_alert: true\n  low_score: true\n"
+    config = write_config(tmp_path, free_port(), source=sample_clip(tmp_path), extra=extra)
+    config.write_text(config.read_text().replace("mqtt:\n", "mqtt:\n  enabled: false\n", 1))
+    proc = run_daemon(config)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out
+    images = sorted((tmp_path / "var" / "harvest" / "images").rglob("*.jpg"))
+    assert images, out
+    labels = [p for p in (tmp_path / "var" / "harvest" / "labels").rglob("*.txt")]
+    assert labels
+    rows = [line.split() for p in labels for line in p.read_text().splitlines() if line.strip()]
+    assert rows and all(len(r) == 5 and 0 <= float(r[1]) <= 1 for r in rows)
