@@ -17,9 +17,11 @@ if [[ $DEV -eq 1 ]]; then
   # Mosquitto for the MQTT tests; GStreamer's RTSP server (driven by /usr/bin/python3) for the RTSP tests.
   for p in mosquitto openssl python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
            gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-rtsp \
-           chromium chromium-driver npm postgresql; do
+           chromium chromium-driver postgresql; do
     dpkg -s "$p" >/dev/null 2>&1 || apt_pkgs+=("$p")
   done
+  # npm vendors the console's Leaflet; any npm will do (Debian's, or one that came with Node.js)
+  command -v npm >/dev/null 2>&1 || apt_pkgs+=(npm)
 fi
 if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
   echo "setup: apt-get install ${apt_pkgs[*]}"
@@ -27,12 +29,20 @@ if [[ ${#apt_pkgs[@]} -gt 0 ]]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
 fi
 
+# pip, quiet but for real problems; its exit status is kept (a failed install stops the setup)
+pip_install() {
+  set +e
+  .venv/bin/python -m pip install -q "$@" 2>&1 | grep -v -e '^WARNING: Location' -e 'BuildBackendWarning' -e '^ *!!'
+  local rc=${PIPESTATUS[0]}
+  set -e
+  return "$rc"
+}
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+pip_install --upgrade pip
 if [[ $DEV -eq 1 ]]; then
-  .venv/bin/python -m pip install -q -e ".[dev,train,console,onvif]" 2>&1 | grep -v '^WARNING: Location' || true
+  pip_install -e ".[dev,train,console,onvif]"
 else
-  .venv/bin/python -m pip install -q -e . 2>&1 | grep -v '^WARNING: Location' || true
+  pip_install -e .
 fi
 .venv/bin/python -c "import pipeline, av, onnxruntime, cv2, shapely, pyproj, paho.mqtt" \
   || { echo "setup: the Python packages did not install (see pip's output above)" >&2; exit 1; }
