@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import Literal
@@ -14,9 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.config import TlsConfig, read_yaml, validation_error_to_user_error
+from pipeline.config import TlsConfig, read_secret, read_yaml, validation_error_to_user_error
 from pipeline.errors import UserError
-from pipeline.redact import register_secret
 
 PersonalData = Literal["show", "mask", "hide"]
 
@@ -84,20 +82,8 @@ class ConsoleMqttConfig(Strict):
         return self.client_id or f"minewatch-console-{socket.gethostname()}"[:128]
 
     def password(self) -> str | None:
-        secret: str | None = None
-        if self.password_env:
-            secret = os.environ.get(self.password_env)
-            if secret is None:
-                raise UserError(
-                    "console mqtt", "password_env", f"environment variable {self.password_env} set", "unset"
-                )
-        elif self.password_file:
-            try:
-                secret = self.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
-            except (OSError, IndexError) as exc:
-                raise UserError(str(self.password_file), "mqtt.password_file", "a readable file", exc) from None
-        register_secret(secret)
-        return secret
+        """Read the password from its environment variable or file (never from the config itself)."""
+        return read_secret("console mqtt", self.password_env, self.password_file)
 
 
 class TowerConfig(Strict):
