@@ -72,7 +72,8 @@ class Analyzer:
         view = View(frame.pose.pan_deg, frame.pose.hfov_deg)
         names = dets.class_names()
         return [None if fix is None else
-                self.fusion.add_and_fuse(frame.camera_id, names[i], frame.t_capture, fix, view=view)
+                self.fusion.add_and_fuse(frame.camera_id, names[i], frame.t_capture, fix, view=view,
+                                         key=(names[i], round(fix.bearing_deg * 2)))  # latest per ½° of bearing
                 for i, fix in enumerate(fixes)]
 
     def process(self, frame: Frame, dets: Detections) -> list[AlertEvent]:

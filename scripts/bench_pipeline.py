@@ -118,7 +118,7 @@ def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="mw-bench-"))
     cams = [{
         "id": f"cam{i}", "source": url, "lat": 38.7, "lon": 111.6 + i * 0.01, "ground_elevation_m": 1450,
-        "mast_height_m": 25, "pan_deg": 90, "tilt_deg": -8, "hfov_deg": 60, "analysis_fps": 25,
+        "mast_height_m": 25, "pan_deg": 90, "tilt_deg": -8, "hfov_deg": 60, "analysis_fps": args.analysis_fps,
     } for i, url in enumerate(args.urls)]
     config = Config.model_validate({
         "cameras": cams,
@@ -240,6 +240,8 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--wait-ms", type=float, default=20.0)
+    parser.add_argument("--analysis-fps", type=float, default=25.0,
+                        help="minewatch: analysis rate asked of each camera (25 = every frame: the detector runs flat out)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--only", nargs="*", choices=list(RUNS), default=list(RUNS))
@@ -269,7 +271,7 @@ def main() -> int:
     try:
         for name in args.only:
             cmd = [sys.executable, __file__, "--run", name, "--model", str(args.model), "--imgsz", str(args.imgsz),
-                   "--batch", str(args.batch), "--wait-ms", str(args.wait_ms), "--seconds", str(args.seconds),
+                   "--batch", str(args.batch), "--analysis-fps", str(args.analysis_fps), "--wait-ms", str(args.wait_ms), "--seconds", str(args.seconds),
                    "--warmup", str(args.warmup), "--clip", str(clip), "--broker-port", str(broker_port),
                    "--urls", *urls]
             env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false",

@@ -213,6 +213,14 @@ class _Entry:
     view: View | None
 
 
+def _may_overlap(a: GroundFix, b: GroundFix, k: float = 3.0) -> bool:
+    """False when the two points are further apart than ``k`` times their ellipses' major semi-axes together
+    (equirectangular distance: plenty at these ranges), so the exact fusion need not be tried."""
+    north_m = (a.lat - b.lat) * 110_540.0
+    east_m = (a.lon - b.lon) * 111_320.0 * math.cos(math.radians((a.lat + b.lat) / 2.0))
+    return math.hypot(east_m, north_m) <= k * (a.semi_major_m + b.semi_major_m) + 1.0
+
+
 class FusionBuffer:
     """Recent fixes of all cameras, to fuse a new fix with another camera's sighting of the same class.
 
@@ -279,6 +287,8 @@ class FusionBuffer:
         best: GroundFix | None = None
         best_area = math.inf
         for e in candidates:
+            if not _may_overlap(fix, e.fix):  # cheap gate first: most pairs are far apart
+                continue
             fused = fuse_fixes(
                 fix,
                 e.fix,
