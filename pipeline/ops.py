@@ -86,9 +86,6 @@ class Metrics:
         self.frame_lag_s = Histogram(
             "minewatch_frame_lag_seconds", "Age of a frame (since its capture) when its detections are ready.",
             registry=registry, buckets=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0))
-        self.publish_latency_s = Histogram(
-            "minewatch_publish_latency_seconds", "Frame capture to the broker's PUBACK of its alert.",
-            registry=registry, buckets=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0))
 
 
 class OpsServer:
