@@ -59,6 +59,7 @@ def make_ingestor(tmp_path: Path, broker: Broker, name: str, share_group: str | 
     ing = Ingestor(cfg, store)
     ing.start()
     assert ing.connected.wait(10)
+    assert ing.subscribed.wait(10)  # SUBACK: from now on nothing published is missed
     return ing
 
 

@@ -81,6 +81,10 @@ class Ingestor:
         self.store = store
         self.stats = IngestStats()
         self.connected = threading.Event()
+        #: set once the broker acknowledged every subscription of the current connection (SUBACK): from
+        #: then on nothing published is missed
+        self.subscribed = threading.Event()
+        self._pending_subs: set[int] = set()
         self._lock = threading.Lock()
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -100,6 +104,7 @@ class Ingestor:
             )
             self._client.tls_insecure_set(cfg.tls.insecure)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
 
@@ -140,12 +145,28 @@ class Ingestor:
             return
         self.stats.connects += 1
         log.info("connected (session present: %s)", getattr(flags, "session_present", "?"))
-        for topic, _shared in topic_filters(self.cfg):
-            client.subscribe(topic, qos=1)
+        self.subscribed.clear()
+        with self._lock:
+            for topic, _shared in topic_filters(self.cfg):
+                _rc, mid = client.subscribe(topic, qos=1)
+                if mid is not None:
+                    self._pending_subs.add(mid)
         self.connected.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
+        failed = [r for r in (reasons or []) if getattr(r, "is_failure", False)]
+        if failed:
+            log.error("broker refused a subscription: %s", ", ".join(str(r) for r in failed))
+            return
+        with self._lock:
+            self._pending_subs.discard(mid)
+            done = not self._pending_subs
+        if done:
+            self.subscribed.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if reason is not None and getattr(reason, "is_failure", False):
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
