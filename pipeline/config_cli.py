@@ -17,7 +17,8 @@ def summary(config: Config) -> str:
         )
     det = config.detector
     lines.append(
-        f"detector: {det.model_path}  providers {', '.join(det.providers)}  batch ≤{det.batch_max}"
+        f"detector: {det.model_path}  providers {', '.join(det.providers)}"
+        f"  batch ≤{det.batch_max or 'auto'}  workers {det.workers or 'auto'}"
         f"  thresholds default {det.score_threshold.default:g}"
     )
     mq = config.mqtt

@@ -1,7 +1,8 @@
 """``minewatch run``: wire the stages together and run until SIGINT/SIGTERM.
 
-Threads: one reader per camera (pipeline.sources), this analysis loop (batcher → detector → analyzer →
-alert sink, all per-camera state on this one thread), and the MQTT relay (paho's network loop plus the
+Threads: one reader per camera (pipeline.sources), the inference workers (batcher → detector, one
+onnxruntime session each: pipeline.detect.workers), this analysis loop (results in batch order → analyzer
+→ alert sink, all per-camera state on this one thread), and the MQTT relay (paho's network loop plus the
 outbox thread). Alerts wait only in the SQLite outbox: a clean stop leaves unsent ones there for the
 next start.
 """
@@ -13,6 +14,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -56,7 +58,8 @@ class Daemon:
         from pipeline.alerts import AlertSink, Outbox, Relay
         from pipeline.analyzer import Analyzer
         from pipeline.detect.batcher import Batcher
-        from pipeline.detect.onnx_detector import OnnxDetector
+        from pipeline.detect.onnx_detector import make_detectors
+        from pipeline.detect.workers import InferencePool
         from pipeline.sources import make_source
         from pipeline.zones.model import load_zones
 
@@ -68,7 +71,8 @@ class Daemon:
         self.stats = Stats()
         self.zones = load_zones(config.zones.dir)
         log.info("%d zone(s) loaded from %s", len(self.zones), config.zones.dir)
-        self.detector = OnnxDetector(config.detector)
+        self.detectors = make_detectors(config.detector)
+        self.detector = self.detectors[0]
         self.outbox = Outbox(config.alerts.outbox_path)
         self.sink = AlertSink(config, self.outbox)
         self.relay: Any = Relay(config.mqtt, self.outbox) if config.mqtt.enabled else None
@@ -96,11 +100,14 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self.ops_server: Any = None
         self.event_counts: dict[tuple[str, str], int] = {}
+        on_cpu = self.detector.provider == "CPUExecutionProvider"
+        self.batch_max = config.detector.batch_max or (1 if on_cpu else 8)
         self.batcher = Batcher(
             {cid: src.slot for cid, src in self.sources.items()},
-            config.detector.batch_max,
+            self.batch_max,
             config.detector.batch_wait_ms / 1000.0,
         )
+        self.pool = InferencePool(self.batcher, [self._runner(d) for d in self.detectors], self.stop_event)
 
     # -- health and metrics (read from the HTTP thread; plain reads of counters, no locks needed) ----------
     def snapshot(self) -> dict[str, Any]:
@@ -135,7 +142,9 @@ class Daemon:
             "healthy": healthy,
             "cameras": cams,
             "detector": {"model": str(self.config.detector.model_path), "provider": self.detector.provider,
-                         "input_size_px": self.detector.input_size_px, "batches": self.stats.batches},
+                         "input_size_px": self.detector.input_size_px, "batches": self.stats.batches,
+                         "workers": self.pool.workers, "threads_per_worker": self.detector.intra_op_threads,
+                         "batch_max": self.batch_max},
             "broker": broker,
             "outbox_depth": snap["outbox_depth"],
             "zones": len(self.zones),
@@ -180,20 +189,24 @@ class Daemon:
         if events and self.relay is not None:
             self.relay.wake()
 
-    def _detect(self, batch: list[Frame]) -> list[Detections]:
-        """One inference call for the batch; cameras with ``tiling`` are sliced into tiles in the same call.
+    def _runner(self, detector: Any) -> Callable[[list[Frame]], list[Detections]]:
+        return lambda batch: self._detect(detector, batch)
+
+    def _detect(self, detector: Any, batch: list[Frame]) -> list[Detections]:
+        """One inference call for the batch, on an inference worker's thread with its own detector;
+        cameras with ``tiling`` are sliced into tiles in the same call.
 
         With low-score harvesting on, untiled batches keep detections down to ``harvest.low_score_min``
         (the analyzer still sees only those above the thresholds)."""
-        images = [f.image_bgr for f in batch]
         tilings = [self.tilings.get(f.camera_id) for f in batch]
         if any(t is not None for t in tilings):
             from pipeline.detect.tiling import detect_frames
 
-            return detect_frames(self.detector, images, tilings, self.config.detector.iou_threshold)
-        if self.score_floor is not None:
-            return self.detector.detect(images, score_floor=self.score_floor)
-        return self.detector.detect(images)
+            images = [f.image_bgr for f in batch]  # tiles are cut from the full image
+            return detect_frames(detector, images, tilings, self.config.detector.iou_threshold)
+        # each picture is scaled to the network input straight from YUV, here on the worker
+        out: list[Detections] = detector.detect_frames(batch, score_floor=self.score_floor)
+        return out
 
     def _analyse(self, frame: Frame, dets: Detections) -> list[AlertEvent]:
         """One frame through the analyzer; a fault in it costs that frame, never the daemon (logged, counted)."""
@@ -211,6 +224,29 @@ class Daemon:
 
     def _sources_done(self) -> bool:
         return all(src.finished for src in self.sources.values())
+
+    def _all_done(self) -> bool:
+        """Every recorded file ended and every frame taken from it has been analysed."""
+        with self.batcher.lock:
+            return self._sources_done() and self.pool.drained()
+
+    def _consume(self, frames: list[Frame], dets: list[Detections], inference_s: float) -> None:
+        """One batch's detections through the per-camera analysis (this thread only)."""
+        self.stats.inference_s += inference_s
+        self.metrics.inference_s.observe(inference_s)
+        self.metrics.batch_size.observe(len(frames))
+        done = time.time()
+        for frame in frames:
+            lag = done - frame.t_capture
+            self.stats.lag_s.append((lag, done - (frame.t_received or frame.t_capture)))
+            self.metrics.frame_lag_s.observe(lag)
+        self.stats.batches += 1
+        self.stats.frames += len(frames)
+        for frame, det in zip(frames, dets, strict=True):
+            shown = self.detector.above_threshold(det) if self.score_floor is not None else det
+            events = self._analyse(frame, shown)
+            if self.harvester is not None:
+                self.harvester.consider(frame, det, events)
 
     def run(self) -> int:
         if self.config.ops.http_port is not None:
@@ -231,38 +267,26 @@ class Daemon:
         last_tick = time.monotonic()
         self.notifier.ready()
         try:
+            self.pool.start()
             while not self.stop_event.is_set():
-                batch = self.batcher.next_batch(self.stop_event)
-                if batch:
-                    t0 = time.perf_counter()
-                    dets = self._detect(batch)
-                    spent = time.perf_counter() - t0
-                    self.stats.inference_s += spent
-                    self.metrics.inference_s.observe(spent)
-                    self.metrics.batch_size.observe(len(batch))
-                    done = time.time()
-                    for frame in batch:
-                        lag = done - frame.t_capture
-                        self.stats.lag_s.append((lag, done - (frame.t_received or frame.t_capture)))
-                        self.metrics.frame_lag_s.observe(lag)
-                    self.stats.batches += 1
-                    self.stats.frames += len(batch)
-                    for frame, det in zip(batch, dets, strict=True):
-                        shown = self.detector.above_threshold(det) if self.score_floor is not None else det
-                        events = self._analyse(frame, shown)
-                        if self.harvester is not None:
-                            self.harvester.consider(frame, det, events)
+                result = self.pool.next_result(0.25)
+                if result is not None:
+                    if result.error is not None:  # as fatal as it was on this thread: systemd restarts us
+                        raise result.error
+                    self._consume(result.frames, result.dets, result.inference_s)
                 self.notifier.watchdog()
                 now = time.monotonic()
                 if now - last_tick >= 1.0:
                     last_tick = now
                     self._emit(self.analyzer.tick(time.time()))
-                if not batch and self.exit_at_eof and self._sources_done():
+                if result is None and self.exit_at_eof and self._all_done():
                     log.info("all recorded sources ended")
                     self._emit(self.analyzer.finish(time.time()))
                     break
         finally:
+            self.stop_event.set()
             self.notifier.stopping()
+            self.pool.join(timeout_s=5.0)
             for src in self.sources.values():
                 src.stop()
             if self.relay is not None:

@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from pipeline.config import CameraConfig, Config, MqttConfig, load_config
@@ -144,7 +145,7 @@ def run_checks(config: Config, skip_cameras: bool = False) -> list[Check]:
         lambda: check_broker(config.mqtt),
     ]
     if not skip_cameras:
-        checks += [(lambda c=cam: check_camera(c)) for cam in config.cameras]
+        checks += [partial(check_camera, cam) for cam in config.cameras]
     results = []
     for check in checks:
         try:

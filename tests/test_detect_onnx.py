@@ -210,3 +210,68 @@ def test_same_boxes_as_ultralytics_on_the_coco_model(shared_data: Path) -> None:
     assert (iou.max(axis=1) > 0.9).all(), (ref_xyxy, ours.xyxy)
     twin = iou.argmax(axis=1)
     np.testing.assert_allclose(ours.score[twin], ref_score[confident], atol=0.05)
+
+
+def decoded_picture(image_bgr: NDArray[np.uint8]) -> object:
+    """A real decoded YUV picture (PyAV): the image encoded to H.264 and decoded again."""
+    import av
+
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height, codec.pix_fmt = image_bgr.shape[1], image_bgr.shape[0], "yuv420p"
+    codec.options = {"qp": "0", "preset": "ultrafast"}
+    packets = list(codec.encode(av.VideoFrame.from_ndarray(image_bgr, format="bgr24"))) + list(codec.encode(None))
+    decoder = av.CodecContext.create("h264", "r")
+    frames = [f for p in packets for f in decoder.decode(p)] + list(decoder.decode(None))
+    return frames[0]
+
+
+@pytest.mark.parametrize("pixels", ["array", "picture"])
+def test_detect_frames_scales_each_frame_to_the_input_and_maps_boxes_back(tmp_path: Path, pixels: str) -> None:
+    """A 256×128 frame (scale 0.25, 16 px of padding above and below) as an array and as a decoded picture
+    scaled straight from YUV: the same boxes, in the frame's own pixels, as ``detect`` on the image."""
+    from pipeline.types import Frame, Pose
+
+    path = make_model(tmp_path / "m.onnx", names=NAMES)
+    det = OnnxDetector(cfg(path, class_map={"excavator": "excavator", "smoke": "smoke"}))
+    image = np.full((128, 256, 3), 200, np.uint8)
+    frame = Frame("c", 1, 0.0, image if pixels == "array" else decoded_picture(image), Pose(0, 0, 60))  # type: ignore[arg-type]
+    (out,) = det.detect_frames([frame])
+    (ref,) = det.detect([image])
+    np.testing.assert_allclose(out.xyxy, ref.xyxy, atol=0.5)
+    np.testing.assert_allclose(out.xyxy[0], [96, 32, 160, 96])  # the centre box, 4× the network's 16 px
+    np.testing.assert_allclose(out.score, ref.score, atol=0.01)  # YUV round trip: within a grey level
+    assert det.detect_frames([]) == []
+    if pixels == "picture":  # the full image was never converted: a snapshot can still have it
+        assert not isinstance(frame.pixels, np.ndarray)
+        assert np.abs(frame.image_bgr.astype(int) - 200).max() <= 6  # limited-range YUV rounding
+        assert isinstance(frame.pixels, np.ndarray)  # converted once, kept
+
+
+@pytest.mark.parametrize(
+    ("workers", "threads", "on_gpu", "cores", "expected"),
+    [
+        (0, 0, False, 2, (2, 1)),  # CPU: one single-threaded session per core
+        (0, 0, False, 16, (4, 4)),  # at most 4 workers; the cores shared out
+        (0, 0, False, 1, (1, 1)),
+        (0, 0, True, 8, (2, 2)),  # GPU: two workers overlap host work with the device
+        (1, 0, False, 2, (1, 2)),  # one worker gets every core
+        (3, 2, False, 2, (3, 2)),  # explicit settings win
+    ],
+)
+def test_plan_workers(workers: int, threads: int, on_gpu: bool, cores: int, expected: tuple[int, int]) -> None:
+    from pipeline.detect.onnx_detector import plan_workers
+
+    c = DetectorConfig.model_validate({"workers": workers, "intra_op_threads": threads})
+    assert plan_workers(c, on_gpu, cores) == expected
+
+
+def test_make_detectors_builds_one_session_per_worker(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.detect.onnx_detector import make_detectors
+
+    path = make_model(tmp_path / "m.onnx", names=NAMES)
+    with caplog.at_level(logging.INFO, logger="minewatch.detect"):
+        dets = make_detectors(cfg(path), cores=2)
+    assert len(dets) == 2 and dets[0].session is not dets[1].session
+    assert [d.intra_op_threads for d in dets] == [1, 1]
+    assert caplog.text.count("detector: m.onnx") == 1
+    assert "2 inference worker(s), 1 onnxruntime thread(s)" in caplog.text

@@ -39,24 +39,32 @@ class Batcher:
             slot.add_listener(self._wake.set)
         self.batches = 0
         self.frames = 0
+        #: held while frames are taken from the slots; ``taken`` counts them. Hold it to see the slots and
+        #: the count as one state (a frame is never out of its slot without being counted).
+        self.lock = threading.Lock()
+        self.taken = 0
 
     def _scan(self, batch: list[Frame], taken: set[str]) -> None:
         n = len(self.order)
-        first = self._start
-        for k in range(n):
-            if len(batch) >= self.batch_max:
-                return
-            cid = self.order[(first + k) % n]
-            if cid in taken:
-                continue
-            frame = self.slots[cid].take()
-            if frame is not None:
-                batch.append(frame)
-                taken.add(cid)
-                self._start = (first + k + 1) % n  # the next scan begins after the camera served last
+        with self.lock:
+            first = self._start
+            for k in range(n):
+                if len(batch) >= self.batch_max:
+                    return
+                cid = self.order[(first + k) % n]
+                if cid in taken:
+                    continue
+                frame = self.slots[cid].take()
+                if frame is not None:
+                    batch.append(frame)
+                    taken.add(cid)
+                    self.taken += 1
+                    self._start = (first + k + 1) % n  # the next scan begins after the camera served last
 
     def next_batch(self, stop: threading.Event) -> list[Frame]:
-        """Up to ``batch_max`` frames (at most one per camera); ``[]`` when stopped or idle for a while."""
+        """Up to ``batch_max`` frames (at most one per camera); ``[]`` when stopped or idle for a while.
+
+        One caller at a time (the inference pool forms batches under its own lock)."""
         batch: list[Frame] = []
         taken: set[str] = set()
         idle_deadline = time.monotonic() + self.idle_timeout_s

@@ -42,18 +42,33 @@ def letterbox_params(image_wh: tuple[int, int], size_px: int) -> Letterbox:
     return Letterbox(scale, (size_px - new_w) / 2, (size_px - new_h) / 2, (w, h))
 
 
+def fitted_wh(image_wh: tuple[int, int], size_px: int) -> tuple[int, int]:
+    """Size of the image once scaled into the ``size_px`` square (before padding)."""
+    lb = letterbox_params(image_wh, size_px)
+    return round(image_wh[0] * lb.scale), round(image_wh[1] * lb.scale)
+
+
+def place(
+    resized_bgr: NDArray[np.uint8], size_px: int, image_wh: tuple[int, int]
+) -> tuple[NDArray[np.uint8], Letterbox]:
+    """Pad an image already scaled to :func:`fitted_wh` into the square canvas; ``image_wh`` is the
+    original size, which the returned placement maps boxes back to."""
+    lb = letterbox_params(image_wh, size_px)
+    new_h, new_w = resized_bgr.shape[:2]
+    canvas = np.full((size_px, size_px, 3), PAD_VALUE, np.uint8)
+    top, left = round(lb.pad_y - 0.1), round(lb.pad_x - 0.1)
+    canvas[top : top + new_h, left : left + new_w] = resized_bgr
+    return canvas, Letterbox(lb.scale, float(left), float(top), image_wh)
+
+
 def letterbox(image_bgr: NDArray[np.uint8], size_px: int) -> tuple[NDArray[np.uint8], Letterbox]:
     """``(size_px, size_px, 3)`` BGR canvas holding the resized image, and the placement to undo it."""
     h, w = image_bgr.shape[:2]
-    lb = letterbox_params((w, h), size_px)
-    new_w, new_h = round(w * lb.scale), round(h * lb.scale)
+    new_w, new_h = fitted_wh((w, h), size_px)
     resized = image_bgr if (new_w, new_h) == (w, h) else cv2.resize(
-        image_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA if lb.scale < 1 else cv2.INTER_LINEAR
+        image_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
     )
-    canvas = np.full((size_px, size_px, 3), PAD_VALUE, np.uint8)
-    top, left = round(lb.pad_y - 0.1), round(lb.pad_x - 0.1)
-    canvas[top : top + new_h, left : left + new_w] = resized
-    return canvas, Letterbox(lb.scale, float(left), float(top), (w, h))
+    return place(np.asarray(resized, np.uint8), size_px, (w, h))
 
 
 def to_blob(canvases_bgr: list[NDArray[np.uint8]]) -> NDArray[np.float32]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,10 @@ from numpy.typing import NDArray
 
 from pipeline.config import DetectorConfig
 from pipeline.detect.decode import decode_yolo
-from pipeline.detect.letterbox import Letterbox, letterbox, to_blob
+from pipeline.detect.letterbox import Letterbox, fitted_wh, letterbox, place, to_blob
 from pipeline.errors import UserError
 from pipeline.logs import get_logger
-from pipeline.types import CLASS_INDEX, Detections
+from pipeline.types import CLASS_INDEX, Detections, Frame
 
 log = get_logger("detect")
 
@@ -86,7 +87,9 @@ def _parse_imgsz(raw: str | None) -> int | None:
 class OnnxDetector:
     """Batched detection over frames of several cameras; see the module docstring."""
 
-    def __init__(self, cfg: DetectorConfig) -> None:
+    def __init__(self, cfg: DetectorConfig, *, intra_op_threads: int | None = None, announce: bool = True) -> None:
+        """``intra_op_threads`` overrides ``cfg.intra_op_threads`` (0: onnxruntime chooses); ``announce``
+        logs the one-line summary (off for the second and later workers' copies)."""
         import onnxruntime as ort
 
         self.cfg = cfg
@@ -102,8 +105,10 @@ class OnnxDetector:
                 list(cfg.providers),
             )
         options = ort.SessionOptions()
-        if cfg.intra_op_threads:
-            options.intra_op_num_threads = cfg.intra_op_threads
+        threads = cfg.intra_op_threads if intra_op_threads is None else intra_op_threads
+        if threads:
+            options.intra_op_num_threads = threads
+        self.intra_op_threads = threads
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
@@ -181,11 +186,12 @@ class OnnxDetector:
             log.warning("no class of %s is mapped by detector.class_map: nothing will be detected", source)
 
         batch_text = f"fixed batch {self.fixed_batch}" if self.fixed_batch else "dynamic batch"
-        log.info(
-            "detector: %s on %s (%d classes, %d of them mapped: %s; input %d px, %s)%s",
-            path.name, self.provider, nc, len(mapped), ", ".join(f"{k}->{v}" for k, v in mapped.items()),
-            self.input_size_px, batch_text, ("; not used: " + "; ".join(skipped)) if skipped else "",
-        )
+        if announce:
+            log.info(
+                "detector: %s on %s (%d classes, %d of them mapped: %s; input %d px, %s)%s",
+                path.name, self.provider, nc, len(mapped), ", ".join(f"{k}->{v}" for k, v in mapped.items()),
+                self.input_size_px, batch_text, ("; not used: " + "; ".join(skipped)) if skipped else "",
+            )
 
     def _run(self, blob: NDArray[np.float32]) -> NDArray[np.float32]:
         """One or more ``session.run`` calls (a fixed-batch model gets padded chunks)."""
@@ -218,7 +224,6 @@ class OnnxDetector:
         """
         if not images_bgr:
             return []
-        thresholds = self._thresholds if score_floor is None else np.minimum(self._thresholds, score_floor)
         canvases: list[NDArray[np.uint8]] = []
         boxes: list[Letterbox] = []
         for img in images_bgr:
@@ -227,6 +232,24 @@ class OnnxDetector:
             canvas, lb = letterbox(img, self.input_size_px)
             canvases.append(canvas)
             boxes.append(lb)
+        return self._detect_canvases(canvases, boxes, score_floor)
+
+    def detect_frames(self, frames: Sequence[Frame], score_floor: float | None = None) -> list[Detections]:
+        """As :meth:`detect`, for frames: each is scaled to the network input by :meth:`Frame.resized_bgr`
+        (a decoded picture goes from YUV to the small BGR image in one pass, and is never converted at
+        full size here)."""
+        canvases: list[NDArray[np.uint8]] = []
+        boxes: list[Letterbox] = []
+        for frame in frames:
+            wh = frame.wh
+            canvas, lb = place(frame.resized_bgr(fitted_wh(wh, self.input_size_px)), self.input_size_px, wh)
+            canvases.append(canvas)
+            boxes.append(lb)
+        return self._detect_canvases(canvases, boxes, score_floor) if frames else []
+
+    def _detect_canvases(self, canvases: list[NDArray[np.uint8]], boxes: list[Letterbox],
+                         score_floor: float | None) -> list[Detections]:
+        thresholds = self._thresholds if score_floor is None else np.minimum(self._thresholds, score_floor)
         heads = self._run(to_blob(canvases))
         results: list[Detections] = []
         for head, lb in zip(heads, boxes, strict=True):
@@ -240,3 +263,37 @@ class OnnxDetector:
     def above_threshold(self, dets: Detections) -> Detections:
         """Only the detections that pass their class's configured threshold."""
         return dets.subset(dets.score >= self._ours_threshold[dets.class_id])
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_workers(cfg: DetectorConfig, on_gpu: bool, cores: int) -> tuple[int, int]:
+    """(workers, onnxruntime threads per worker) for ``detector.workers`` / ``intra_op_threads`` (0 = auto).
+
+    On the CPU, one single-threaded session per core (at most 4) beats one session spread over the
+    cores: small YOLO operators do not split well, and a thread preempted by a camera reader holds up its
+    partners at every operator barrier (2 cores, merged starter model at 320 px: 24.8 frames/s with two
+    1-thread sessions, 19.9 with one 2-thread session; docs/BENCHMARKS.md). On a GPU two workers let one
+    prepare and decode its batch on the CPU while the other's runs on the device.
+    """
+    cpu_workers = max(1, min(cores, 4))
+    workers = cfg.workers or (2 if on_gpu else cpu_workers)
+    threads = cfg.intra_op_threads or max(1, cores // (cfg.workers or cpu_workers))
+    return workers, threads
+
+
+def make_detectors(cfg: DetectorConfig, cores: int | None = None) -> list[OnnxDetector]:
+    """One detector per inference worker (see :func:`plan_workers`); the first one validates the model."""
+    cores = cores or usable_cores()
+    _, threads = plan_workers(cfg, False, cores)
+    first = OnnxDetector(cfg, intra_op_threads=threads)
+    workers, _ = plan_workers(cfg, first.provider != "CPUExecutionProvider", cores)
+    detectors = [first] + [OnnxDetector(cfg, intra_op_threads=threads, announce=False) for _ in range(workers - 1)]
+    log.info("%d inference worker(s), %d onnxruntime thread(s) each", workers, threads)
+    return detectors

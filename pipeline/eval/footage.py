@@ -233,7 +233,7 @@ def run_clip(
             index = index_of(frame.t_capture)
             indices.append(index)
             t1 = time.perf_counter()
-            dets_floor = detect_frame(detector, frame.image_bgr, plan.camera, config.detector.iou_threshold)
+            dets_floor = detect_frame(detector, frame, plan.camera, config.detector.iou_threshold)
             t2 = time.perf_counter()
             dets = at_operating_point(dets_floor, thresholds)
             events = analyzer.process(frame, dets)

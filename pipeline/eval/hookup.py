@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.config import CameraConfig, Config, DetectorConfig, ScoreThresholds
-from pipeline.types import CLASSES, Detections
+from pipeline.types import CLASSES, Detections, Frame
 
 if TYPE_CHECKING:
     from pipeline.analyzer import Analyzer
@@ -40,14 +40,15 @@ def make_detector(cfg: DetectorConfig, score_floor: float = SCORE_FLOOR) -> Onnx
     return OnnxDetector(cfg.model_copy(update={"score_threshold": floor}))
 
 
-def detect_frame(detector: Any, image_bgr: Any, cam: CameraConfig, iou_threshold: float) -> Detections:
-    """One frame through the detector, tiled when the camera has ``tiling`` (``detect_frames``)."""
+def detect_frame(detector: Any, frame: Frame, cam: CameraConfig, iou_threshold: float) -> Detections:
+    """One frame through the detector as the daemon's workers run it: scaled to the network input
+    straight from the decoded picture, or tiled from the full image when the camera has ``tiling``."""
     if getattr(cam, "tiling", None) is None:
-        result: Detections = detector.detect([image_bgr])[0]
+        result: Detections = detector.detect_frames([frame])[0]
         return result
     from pipeline.detect.tiling import detect_frames
 
-    return detect_frames(detector, [image_bgr], [cam.tiling], iou_threshold)[0]
+    return detect_frames(detector, [frame.image_bgr], [cam.tiling], iou_threshold)[0]
 
 
 def thresholds_by_name(thresholds: ScoreThresholds) -> dict[str, float]:

@@ -4,7 +4,8 @@ judged (patrol pose → analysis rate → BGR → view check → slot).
 A decoded frame reaches the analysis only when
 1. the camera is dwelling at a preset and the frame was captured after the dwell began (not while
    moving or settling) — it then carries that preset's pose;
-2. it is due at the camera's ``analysis_fps`` (the others are skipped *before* the costly BGR conversion);
+2. it is due at the camera's ``analysis_fps`` (the others are skipped *before* the costly BGR conversion,
+   which waits until the detector takes the frame: see :class:`~pipeline.types.Frame`);
 3. the view matches the preset's reference image, where one is configured (else the preset is held).
 """
 
@@ -21,11 +22,9 @@ from typing import Any
 
 import av
 import av.error
-import numpy as np
 from av.container import InputContainer
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
-from numpy.typing import NDArray
 
 from pipeline.config import CameraConfig, ReaderConfig
 from pipeline.logs import get_logger
@@ -309,12 +308,14 @@ class Source:
         if not self._gate.due(t_capture):
             self.skipped.add()
             return False
-        image: NDArray[np.uint8] = np.asarray(vframe.to_ndarray(format="bgr24"), dtype=np.uint8)
-        if self.view_guard is not None and not self.view_guard.allows(pose.preset, visit, image, time.monotonic()):
+        # handed on unconverted: the BGR conversion happens once the detector takes the frame, so frames
+        # replaced in the slot first (the detector is busy) never cost one
+        frame = Frame(self.camera_id, self._seq + 1, t_capture, vframe, pose, t_received=t_received)
+        if self.view_guard is not None and not self.view_guard.allows(
+                pose.preset, visit, frame.image_bgr, time.monotonic()):
             self.held.add()
             return False
         self._seq += 1
-        frame = Frame(self.camera_id, self._seq, t_capture, image, pose, t_received=t_received)
         self.fps_handed.tick()
         return self.slot.put(frame, self._stop)
 
