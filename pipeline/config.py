@@ -371,6 +371,13 @@ class DetectorConfig(Strict):
         default_factory=lambda: dict(_DEFAULT_CLASS_MAP),
         description="Model class name → minewatch class (null drops it). Names not listed are dropped.",
     )
+    rect_input: bool = Field(
+        True,
+        description="Pad each batch only to the next multiple of the model's stride (as Ultralytics' predict"
+        " does), not to the full input_size_px square, when the model's input size is dynamic: a 16:9 frame"
+        " at 320 runs on 320×192, 40 % fewer pixels, same detections. False: always the square (what a"
+        " fixed-size export gets anyway).",
+    )
     batch_max: int = Field(
         0,
         ge=0,

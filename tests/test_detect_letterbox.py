@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.detect.letterbox import PAD_VALUE, letterbox, letterbox_params, to_blob
+from pipeline.detect.letterbox import PAD_VALUE, letterbox, letterbox_params, rect_canvas_wh, to_blob
 
 
 @pytest.mark.parametrize(
@@ -63,3 +63,30 @@ def test_to_blob_is_rgb_nchw_unit_range() -> None:
     blob = to_blob([canvas, canvas])
     assert blob.shape == (2, 3, 4, 4) and blob.dtype == np.float32
     assert (blob[:, 2] == 1.0).all() and (blob[:, :2] == 0.0).all()  # blue is the last RGB channel
+
+
+@pytest.mark.parametrize(
+    ("sizes", "size", "stride", "expected"),
+    [
+        ([(1280, 720)], 320, 32, (320, 192)),  # 320×180 → next multiple of 32
+        ([(1920, 1080)], 640, 32, (640, 384)),  # 640×360
+        ([(720, 1280)], 320, 32, (192, 320)),
+        ([(640, 640)], 320, 32, (320, 320)),
+        ([(1000, 10)], 320, 32, (320, 32)),  # a sliver still gets one stride
+        ([(1280, 720), (720, 1280)], 320, 32, (320, 320)),  # a batch: the canvas that holds both
+        ([(1280, 720), (1920, 1080)], 320, 32, (320, 192)),
+    ],
+)
+def test_rect_canvas_is_the_smallest_stride_multiple(
+    sizes: list[tuple[int, int]], size: int, stride: int, expected: tuple[int, int]
+) -> None:
+    assert rect_canvas_wh(sizes, size, stride) == expected
+
+
+def test_letterbox_into_a_rectangular_canvas_centres_and_maps_back() -> None:
+    img = np.full((720, 1280, 3), 50, np.uint8)
+    canvas, lb = letterbox(img, 320, (320, 192))
+    assert canvas.shape == (192, 320, 3)
+    assert (lb.pad_x, lb.pad_y) == (0.0, 6.0)  # 180 rows of image, 6 of grey above and below
+    assert (canvas[:6] == PAD_VALUE).all() and (canvas[186:] == PAD_VALUE).all() and (canvas[6:186] == 50).all()
+    np.testing.assert_allclose(lb.to_image(np.array([[0, 6, 320, 186]], np.float32)), [[0, 0, 1280, 720]])

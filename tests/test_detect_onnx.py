@@ -28,6 +28,7 @@ def make_model(
     out_shape: list[int | str] | None = None,
     task: str | None = "detect",
     n_outputs: int = 1,
+    dynamic_hw: bool = False,
 ) -> Path:
     """A tiny ONNX model: output = head + mean(image) * mask (mask = score of class 0 at anchor 0).
 
@@ -46,7 +47,8 @@ def make_model(
     if head.ndim == 3 and head.shape[1] > 4:
         mask[0, 4, 0] = 1.0
     out_shape = out_shape or [batch, *head.shape[1:]]
-    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, SIZE, SIZE])
+    hw: list[int | str] = ["height", "width"] if dynamic_hw else [SIZE, SIZE]
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, *hw])
     y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)
     outputs = [y] + [helper.make_tensor_value_info(f"extra{i}", TensorProto.FLOAT, None) for i in range(1, n_outputs)]
     nodes = [
@@ -275,3 +277,29 @@ def test_make_detectors_builds_one_session_per_worker(tmp_path: Path, caplog: py
     assert [d.intra_op_threads for d in dets] == [1, 1]
     assert caplog.text.count("detector: m.onnx") == 1
     assert "2 inference worker(s), 1 onnxruntime thread(s)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("dynamic_hw", "rect_input", "sizes", "canvas", "score"),
+    [
+        # a 256×128 frame: on the rectangular 64×32 canvas no grey padding dilutes the score (the fake
+        # model's class-0 score is the canvas's mean brightness)
+        (True, True, [(256, 128)], (64, 32), 200 / 255),
+        (True, False, [(256, 128)], (64, 64), (200 + 114) / 2 / 255),  # switched off: the square
+        (False, True, [(256, 128)], (64, 64), (200 + 114) / 2 / 255),  # a fixed-size export: the square
+        (True, True, [(256, 128), (128, 256)], (64, 64), None),  # one canvas holds the whole batch
+    ],
+)
+def test_rectangular_input_pads_only_to_the_stride(
+    tmp_path: Path, dynamic_hw: bool, rect_input: bool, sizes: list[tuple[int, int]],
+    canvas: tuple[int, int], score: float | None,
+) -> None:
+    path = make_model(tmp_path / "m.onnx", names=NAMES, dynamic_hw=dynamic_hw)
+    det = OnnxDetector(cfg(path, rect_input=rect_input, score_threshold={"default": 0.05}))
+    assert det.canvas_wh(sizes) == canvas
+    images = [np.full((h, w, 3), 200, np.uint8) for w, h in sizes]
+    out = det.detect(images)
+    assert len(out) == len(images)
+    if score is not None:
+        excavator = out[0].score[out[0].class_id == CLASS_INDEX["excavator"]]
+        np.testing.assert_allclose(excavator, [score], atol=1e-4)

@@ -32,14 +32,17 @@ class Letterbox:
         return out
 
 
-def letterbox_params(image_wh: tuple[int, int], size_px: int) -> Letterbox:
-    """Scale to fit ``size_px`` (up or down) and centre with padding, as Ultralytics does."""
+def letterbox_params(image_wh: tuple[int, int], size_px: int,
+                     canvas_wh: tuple[int, int] | None = None) -> Letterbox:
+    """Scale to fit ``size_px`` (up or down) and centre with padding in the canvas (default: the
+    ``size_px`` square), as Ultralytics does."""
     w, h = image_wh
     if w <= 0 or h <= 0:
         raise ValueError(f"image size must be positive, got {image_wh}")
     scale = min(size_px / w, size_px / h)
     new_w, new_h = round(w * scale), round(h * scale)
-    return Letterbox(scale, (size_px - new_w) / 2, (size_px - new_h) / 2, (w, h))
+    cw, ch = canvas_wh or (size_px, size_px)
+    return Letterbox(scale, (cw - new_w) / 2, (ch - new_h) / 2, (w, h))
 
 
 def fitted_wh(image_wh: tuple[int, int], size_px: int) -> tuple[int, int]:
@@ -48,27 +51,40 @@ def fitted_wh(image_wh: tuple[int, int], size_px: int) -> tuple[int, int]:
     return round(image_wh[0] * lb.scale), round(image_wh[1] * lb.scale)
 
 
+def rect_canvas_wh(images_wh: list[tuple[int, int]], size_px: int, stride: int) -> tuple[int, int]:
+    """The smallest canvas, in multiples of ``stride``, that holds every image of a batch scaled to fit
+    ``size_px`` (Ultralytics' rectangular inference: a 1280×720 frame at 320 runs on 320×192, not 320×320)."""
+    fits = [fitted_wh(wh, size_px) for wh in images_wh]
+    w = max(-(-fw // stride) * stride for fw, _ in fits)
+    h = max(-(-fh // stride) * stride for _, fh in fits)
+    return w, h
+
+
 def place(
-    resized_bgr: NDArray[np.uint8], size_px: int, image_wh: tuple[int, int]
+    resized_bgr: NDArray[np.uint8], size_px: int, image_wh: tuple[int, int],
+    canvas_wh: tuple[int, int] | None = None,
 ) -> tuple[NDArray[np.uint8], Letterbox]:
-    """Pad an image already scaled to :func:`fitted_wh` into the square canvas; ``image_wh`` is the
-    original size, which the returned placement maps boxes back to."""
-    lb = letterbox_params(image_wh, size_px)
+    """Pad an image already scaled to :func:`fitted_wh` into the canvas (default: the ``size_px``
+    square); ``image_wh`` is the original size, which the returned placement maps boxes back to."""
+    lb = letterbox_params(image_wh, size_px, canvas_wh)
+    cw, ch = canvas_wh or (size_px, size_px)
     new_h, new_w = resized_bgr.shape[:2]
-    canvas = np.full((size_px, size_px, 3), PAD_VALUE, np.uint8)
+    canvas = np.full((ch, cw, 3), PAD_VALUE, np.uint8)
     top, left = round(lb.pad_y - 0.1), round(lb.pad_x - 0.1)
     canvas[top : top + new_h, left : left + new_w] = resized_bgr
     return canvas, Letterbox(lb.scale, float(left), float(top), image_wh)
 
 
-def letterbox(image_bgr: NDArray[np.uint8], size_px: int) -> tuple[NDArray[np.uint8], Letterbox]:
-    """``(size_px, size_px, 3)`` BGR canvas holding the resized image, and the placement to undo it."""
+def letterbox(
+    image_bgr: NDArray[np.uint8], size_px: int, canvas_wh: tuple[int, int] | None = None
+) -> tuple[NDArray[np.uint8], Letterbox]:
+    """Canvas (default ``(size_px, size_px, 3)``) holding the resized BGR image, and the placement to undo it."""
     h, w = image_bgr.shape[:2]
     new_w, new_h = fitted_wh((w, h), size_px)
     resized = image_bgr if (new_w, new_h) == (w, h) else cv2.resize(
         image_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
     )
-    return place(np.asarray(resized, np.uint8), size_px, (w, h))
+    return place(np.asarray(resized, np.uint8), size_px, (w, h), canvas_wh)
 
 
 def to_blob(canvases_bgr: list[NDArray[np.uint8]]) -> NDArray[np.float32]:

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from pipeline.config import DetectorConfig
 from pipeline.detect.decode import decode_yolo
-from pipeline.detect.letterbox import Letterbox, fitted_wh, letterbox, place, to_blob
+from pipeline.detect.letterbox import Letterbox, fitted_wh, letterbox, place, rect_canvas_wh, to_blob
 from pipeline.errors import UserError
 from pipeline.logs import get_logger
 from pipeline.types import CLASS_INDEX, Detections, Frame
@@ -168,6 +168,9 @@ class OnnxDetector:
         if size % self.stride:
             raise UserError("config", "detector.input_size_px", f"a multiple of the stride {self.stride}", size)
         self.input_size_px: int = int(size)
+        #: rectangular input (pad to a multiple of the stride only), where the model's height and width are
+        #: dynamic and the config allows it
+        self.rect = bool(cfg.rect_input and static is None)
         batch_dim = self._input.shape[0]
         self.fixed_batch: int | None = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
 
@@ -229,10 +232,19 @@ class OnnxDetector:
         for img in images_bgr:
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"expected (H, W, 3) uint8 BGR images, got {img.shape} {img.dtype}")
-            canvas, lb = letterbox(img, self.input_size_px)
+        canvas_wh = self.canvas_wh([(int(img.shape[1]), int(img.shape[0])) for img in images_bgr])
+        for img in images_bgr:
+            canvas, lb = letterbox(img, self.input_size_px, canvas_wh)
             canvases.append(canvas)
             boxes.append(lb)
         return self._detect_canvases(canvases, boxes, score_floor)
+
+    def canvas_wh(self, images_wh: list[tuple[int, int]]) -> tuple[int, int]:
+        """The network input's (width, height) for a batch of images of these sizes: the smallest multiple
+        of the stride that holds them all when :attr:`rect`, else the ``input_size_px`` square."""
+        if self.rect and images_wh:
+            return rect_canvas_wh(images_wh, self.input_size_px, self.stride)
+        return self.input_size_px, self.input_size_px
 
     def detect_frames(self, frames: Sequence[Frame], score_floor: float | None = None) -> list[Detections]:
         """As :meth:`detect`, for frames: each is scaled to the network input by :meth:`Frame.resized_bgr`
@@ -240,9 +252,11 @@ class OnnxDetector:
         full size here)."""
         canvases: list[NDArray[np.uint8]] = []
         boxes: list[Letterbox] = []
+        canvas_wh = self.canvas_wh([frame.wh for frame in frames])
         for frame in frames:
             wh = frame.wh
-            canvas, lb = place(frame.resized_bgr(fitted_wh(wh, self.input_size_px)), self.input_size_px, wh)
+            resized = frame.resized_bgr(fitted_wh(wh, self.input_size_px))
+            canvas, lb = place(resized, self.input_size_px, wh, canvas_wh)
             canvases.append(canvas)
             boxes.append(lb)
         return self._detect_canvases(canvases, boxes, score_floor) if frames else []

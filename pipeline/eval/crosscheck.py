@@ -11,7 +11,9 @@ Known, expected differences (measured figures are in docs/EVALUATION.md):
 * Matching: pycocotools matches detections greedily by score; Ultralytics matches by IoU.
 * NMS: Ultralytics' ``val`` lets one anchor count for several classes (``multi_label=True``); minewatch's
   decoder takes each anchor's best class only, as at run time.
-* Resizing: minewatch letterboxes with INTER_AREA when shrinking, Ultralytics with INTER_LINEAR.
+* Resizing: minewatch letterboxes images with INTER_AREA when shrinking (video frames: swscale's area
+  filter straight from YUV), Ultralytics with INTER_LINEAR. Both pad a dynamic model's input only to the
+  stride (rectangular input); ``val`` pads to shapes shared by a batch of similar aspect ratios.
 """
 
 from __future__ import annotations
