@@ -97,6 +97,8 @@ class Daemon:
         self.registry = CollectorRegistry()
         self.registry.register(PipelineCollector(self.snapshot))
         self.metrics = Metrics(self.registry)
+        if self.relay is not None:
+            self.relay.on_ack_latency = self.metrics.alert_latency_s.observe
         self.notifier = SystemdNotifier()
         self.ops_server: Any = None
         self.event_counts: dict[tuple[str, str], int] = {}

@@ -86,6 +86,11 @@ class Metrics:
         self.frame_lag_s = Histogram(
             "minewatch_frame_lag_seconds", "Age of a frame (since its capture) when its detections are ready.",
             registry=registry, buckets=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0))
+        self.alert_latency_s = Histogram(
+            "minewatch_alert_latency_seconds",
+            "From the capture of the frame behind an alert (its t_last) to the broker's PUBACK of its"
+            " new/update message; messages re-sent after an outage count their whole wait.",
+            registry=registry, buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 60.0))
 
 
 class OpsServer:

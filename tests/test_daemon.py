@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -97,6 +98,11 @@ def test_health_metrics_and_sighup(tmp_path: Path, broker: Broker, bad_zone: str
         assert "minewatch_inference_seconds_count" in metrics
         assert 'minewatch_camera_online{camera="kelan-t1"}' in metrics
         assert "minewatch_outbox_depth" in metrics
+        assert health["detector"]["workers"] >= 1 and health["detector"]["batch_max"] == 1  # auto on a CPU
+        # capture of the frame behind an alert → the broker's PUBACK of its message
+        count = _metric(http_port, "minewatch_alert_latency_seconds_count", 30)
+        total = _metric(http_port, "minewatch_alert_latency_seconds_sum", 0)
+        assert count >= 1 and 0.0 < total / count < 10.0, (count, total)
         # a good new zone is taken on SIGHUP; a bad one is refused and the old zones stay
         zones = tmp_path / "zones"
         extra = zones / "kelan-illegal-site-01.geojson"
@@ -119,7 +125,7 @@ def test_health_metrics_and_sighup(tmp_path: Path, broker: Broker, bad_zone: str
     assert "Traceback" not in out
 
 
-def _get_json(url: str, timeout_s: float) -> dict:  # type: ignore[type-arg]
+def _get_json(url: str, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -132,6 +138,18 @@ def _get_json(url: str, timeout_s: float) -> dict:  # type: ignore[type-arg]
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _metric(http_port: int, name: str, wait_s: float) -> float:
+    """A metric's value; waits up to ``wait_s`` for it to become positive."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
+        values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " ")]
+        value = values[0] if values else 0.0
+        if value > 0 or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)
 
 
 def _wait_zones(http_port: int, n: int) -> bool:

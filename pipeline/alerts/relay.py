@@ -23,6 +23,7 @@ ids), deletes rows whose PUBACK arrived, and reconnects with a capped exponentia
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sqlite3
 import ssl
@@ -30,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,15 @@ def broker_name(cfg: MqttConfig) -> str:
     scheme = "mqtts" if cfg.tls is not None else "mqtt"
     user = f"{cfg.username}@" if cfg.username else ""
     return f"{scheme}://{user}{cfg.host}:{cfg.port}"
+
+
+def _capture_time(payload: bytes) -> float | None:
+    """``t_last`` of an event message (the capture time of its latest frame), as UTC seconds."""
+    try:
+        text = json.loads(payload)["t_last"]
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _short(exc: BaseException) -> str:
@@ -110,6 +121,10 @@ class Relay:
         self.client.on_publish = self._on_publish
 
         self._inflight: dict[int, int] = {}  # paho mid → outbox row id
+        self._captured_at: dict[int, float] = {}  # paho mid → capture time (UTC s) of the frame behind an alert
+        #: called with (seconds from the capture of the frame that caused an alert to the broker's PUBACK of
+        #: its new/update message), on paho's thread; the daemon feeds a histogram with it
+        self.on_ack_latency: Callable[[float], None] | None = None
         self._acked: list[int] = []
         self._refused: dict[int, float] = {}  # row id → clock() when it may be tried again
         self._status: dict[str, bytes] = {}
@@ -221,9 +236,12 @@ class Relay:
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any) -> None:
         row_id = self._inflight.pop(mid, None)
+        captured = self._captured_at.pop(mid, None)
         self._need_feed = True
         if row_id is None:
             return  # availability or status
+        if captured is not None and not reason.is_failure and self.on_ack_latency is not None:
+            self.on_ack_latency(time.time() - captured)
         if reason.is_failure:
             self.stats["refused"] += 1
             log.warning("MQTT broker %s refused message %d (%s): kept in the outbox, tried again in %.0f s",
@@ -359,6 +377,10 @@ class Relay:
             self._refused[row.id] = self.clock() + 1.0
             return
         self._inflight[info.mid] = row.id
+        if row.kind == "event" and row.type in ("new", "update") and payload:
+            captured = _capture_time(payload)
+            if captured is not None:
+                self._captured_at[info.mid] = captured
         self.stats["published"] += 1
         if row.attempts:
             log.debug("re-sending outbox row %d (alert %s seq %d)", row.id, row.alert_id, row.seq)
