@@ -241,3 +241,21 @@ def test_lens_config_errors(patch: dict[str, object], field: str) -> None:
 
     with pytest.raises(ValidationError, match=field):
         CameraConfig.model_validate({"id": "t1", "source": "x.mp4", "lat": 26.5, "lon": 107.6, **patch})
+
+
+@pytest.mark.parametrize("k1", [0.0, -0.08])
+@pytest.mark.parametrize("roll_deg", [0.0, 3.0])
+def test_probe_in_one_pass_equals_one_ray_per_perturbation(k1: float, roll_deg: float) -> None:
+    """``_probe`` builds every perturbed ray at once; each must be the ray ``rays`` gives for that pose."""
+    model = flat(distortion_k1=k1)
+    pose = Pose(40.0, -6.0, 50.0, roll_deg)
+    xy = np.array([[640.0, 500.0], [100.0, 700.0], [1200.0, 400.0]])
+    steps = np.array([[0, 0, 0, 0, 0], [0.2, 0, 0, 0, 0], [0, -0.3, 0, 0, 0], [0, 0, 4, -2, 0], [0, 0, 0, 0, 5]],
+                     np.float64)
+    pts, codes = model._probe(pose, (1280, 720), xy, steps)
+    for k, (d_pan, d_tilt, d_x, d_y, d_z) in enumerate(steps):
+        p = Pose(pose.pan_deg + d_pan, pose.tilt_deg + d_tilt, pose.hfov_deg, pose.roll_deg)
+        dirs = model.rays(p, (1280, 720), xy + np.array([d_x, d_y]))
+        t, code = model.intersect(dirs, np.full(len(xy), d_z))
+        np.testing.assert_allclose(pts[k], t[:, None] * dirs[:, :2], rtol=1e-9, atol=1e-6)
+        assert (codes[k] == code).all()

@@ -367,12 +367,24 @@ class CameraModel:
     def _probe(self, pose: Pose, image_wh: tuple[int, int], xy: F64, steps: F64) -> tuple[F64, NDArray[np.int8]]:
         """Ground points (S, N, 2) east/north for pose/pixel/ground perturbations ``steps`` (S, 5): d_pan,
         d_tilt, d_x, d_y (pixels), d_ground (m). NaN where the ray misses; also the miss codes (S, N)."""
-        n = len(xy)
-        dirs_all: list[F64] = []
-        for d_pan, d_tilt, d_x, d_y, _ in steps:
-            p = Pose(pose.pan_deg + d_pan, pose.tilt_deg + d_tilt, pose.hfov_deg, pose.roll_deg, pose.preset)
-            dirs_all.append(self.rays(p, image_wh, xy + np.array([d_x, d_y])))
-        dirs = np.concatenate(dirs_all)
+        n, s = len(xy), len(steps)
+        # every perturbed ray in one numpy pass (the formulas of ``rays`` and ``camera_axes``, per step)
+        w, h = image_wh
+        f = focal_px(pose.hfov_deg, w)
+        xd = (xy[None, :, 0] + steps[:, 2:3] - w / 2.0) / f  # (S, N)
+        yd = (xy[None, :, 1] + steps[:, 3:4] - h / 2.0) / f
+        xn_flat, yn_flat = undistort(xd.ravel(), yd.ravel(), self.k1, self.k2)
+        xn, yn = xn_flat.reshape(s, n), yn_flat.reshape(s, n)
+        p, tl = np.radians(pose.pan_deg + steps[:, 0]), np.radians(pose.tilt_deg + steps[:, 1])
+        r = math.radians(pose.roll_deg)
+        sp, cp, st, ct = np.sin(p), np.cos(p), np.sin(tl), np.cos(tl)
+        forward = np.stack([sp * ct, cp * ct, st], axis=1)  # (S, 3)
+        right0 = np.stack([cp, -sp, np.zeros(s)], axis=1)
+        up0 = np.stack([-st * sp, -st * cp, ct], axis=1)
+        right = math.cos(r) * right0 - math.sin(r) * up0
+        down = -(math.sin(r) * right0 + math.cos(r) * up0)
+        d = forward[:, None, :] + xn[..., None] * right[:, None, :] + yn[..., None] * down[:, None, :]
+        dirs = (d / np.linalg.norm(d, axis=2, keepdims=True)).reshape(-1, 3)
         t, code = self.intersect(dirs, np.repeat(steps[:, 4], n))
         return (t[:, None] * dirs[:, :2]).reshape(len(steps), n, 2), code.reshape(len(steps), n)
 
