@@ -3,8 +3,9 @@
 Serves N live 720p25 H.264 streams from a real RTSP server on loopback (gst-rtsp-server, a pre-encoded
 file so that the server costs little CPU), then, each in its own process, one after the other:
 
-* ``bare``: onnxruntime ``session.run`` alone on letterboxed frames of the same clip, same model and batch
-  size, onnxruntime's default threading — the limit as the issue defines it;
+* ``bare``: onnxruntime ``session.run`` alone on letterboxed frames of the same clip, same model, batch
+  size and input shape as minewatch feeds it, onnxruntime's default threading — the limit as the issue
+  defines it;
 * ``bare_best``: the same with one single-threaded session per core (at most 4), each looping on its own
   thread — the most the model alone does on this machine (minewatch's workers run this way);
 * ``minewatch``: the daemon (sources, batcher, detector, tracking, geolocation, zones, alerts, outbox, relay
@@ -123,7 +124,7 @@ def bare_batch(args: argparse.Namespace) -> np.ndarray:
     """The network input for ``args.batch`` frames of the clip, prepared once, outside the timing."""
     import av
 
-    from pipeline.detect.letterbox import letterbox, to_blob
+    from pipeline.detect.letterbox import letterbox, rect_canvas_wh, to_blob
 
     images = []
     with av.open(str(args.clip)) as container:
@@ -132,7 +133,9 @@ def bare_batch(args: argparse.Namespace) -> np.ndarray:
                 images.append(np.asarray(frame.to_ndarray(format="bgr24"), np.uint8))
             if len(images) >= args.batch:
                 break
-    return to_blob([letterbox(img, args.imgsz)[0] for img in images])
+    sizes = [(img.shape[1], img.shape[0]) for img in images]
+    canvas_wh = None if args.square else rect_canvas_wh(sizes, args.imgsz, 32)
+    return to_blob([letterbox(img, args.imgsz, canvas_wh)[0] for img in images])
 
 
 def time_sessions(sessions: list[Any], batch: np.ndarray, seconds: float) -> dict[str, Any]:
@@ -197,7 +200,7 @@ def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
         "cameras": cams,
         "detector": {"model_path": str(args.model), "providers": ["CPUExecutionProvider"],
                      "input_size_px": args.imgsz, "batch_max": args.batch, "batch_wait_ms": args.wait_ms,
-                     "workers": args.workers},
+                     "workers": args.workers, "rect_input": not args.square},
         "mqtt": {"enabled": args.broker_port > 0, "host": "127.0.0.1", "port": args.broker_port or 1883,
                  "box_id": "bench"},
         "alerts": {"snapshot_dir": str(tmp / "snaps"), "outbox_path": str(tmp / "outbox.sqlite"),
@@ -207,11 +210,22 @@ def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
     })
     sub = Subscriber(args.broker_port, client_id=f"bench-{os.getpid()}") if args.broker_port else None
     daemon = Daemon(config, "bench", exit_at_eof=False)
+    acked: list[float] = []  # capture → PUBACK, seconds, as the daemon's histogram sees them
+    if daemon.relay is not None:
+        observe = daemon.relay.on_ack_latency
+
+        def record(latency_s: float) -> None:
+            acked.append(latency_s)
+            if observe is not None:
+                observe(latency_s)
+
+        daemon.relay.on_ack_latency = record
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     time.sleep(args.warmup)
     f0, c0, t0, th0 = daemon.stats.frames, cpu_s(), time.perf_counter(), thread_cpu_s()
     daemon.stats.lag_s.clear()
+    acked.clear()
     time.sleep(args.seconds)
     wall = time.perf_counter() - t0
     threads = cpu_by_thread(th0, thread_cpu_s(), wall)
@@ -239,6 +253,8 @@ def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
                 if event["type"] in ("new", "update"):
                     t_frame = datetime.fromisoformat(event["t_last"].replace("Z", "+00:00")).timestamp()
                     latencies.append(t_rx - t_frame)
+        out["capture_to_puback_p50_s"] = pct(acked, 50)
+        out["capture_to_puback_p99_s"] = pct(acked, 99)
         out["alert_messages"] = len(latencies)
         out["capture_to_subscriber_p50_s"] = pct(latencies, 50)
         out["capture_to_subscriber_p99_s"] = pct(latencies, 99)
@@ -319,6 +335,9 @@ def main() -> int:
     parser.add_argument("--analysis-fps", type=float, default=25.0,
                         help="minewatch: analysis rate asked of each camera (25 = every frame: flat out)")
     parser.add_argument("--workers", type=int, default=0, help="minewatch: detector.workers (0 = auto)")
+    parser.add_argument("--square", action="store_true",
+                        help="bare and minewatch on the full imgsz square (default: the rectangular input"
+                             " minewatch and Ultralytics use for a dynamic model, 320×192 for 16:9 at 320)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--only", nargs="*", choices=list(RUNS), default=list(RUNS))
@@ -350,6 +369,7 @@ def main() -> int:
             cmd = [sys.executable, __file__, "--run", name, "--model", str(args.model), "--imgsz", str(args.imgsz),
                    "--batch", str(args.batch), "--analysis-fps", str(args.analysis_fps), "--wait-ms",
                    str(args.wait_ms), "--workers", str(args.workers), "--seconds", str(args.seconds),
+                   *(["--square"] if args.square else []),
                    "--warmup", str(args.warmup), "--clip", str(clip), "--broker-port", str(broker_port),
                    "--urls", *urls]
             env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false",
