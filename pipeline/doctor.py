@@ -49,9 +49,15 @@ def check_model(config: Config) -> Check:
         det = OnnxDetector(config.detector)
     except UserError as exc:
         return Check("model", "FAIL", str(exc), "point detector.model_path at a YOLO detection ONNX export")
+    from pipeline.detect.onnx_detector import plan_workers, usable_cores
+
     names = ", ".join(det.names.values())
-    return Check("model", "ok", f"{config.detector.model_path.name}: {det.input_size_px}px on {det.provider}; "
-                 f"classes {names}")
+    cores = usable_cores()
+    workers, threads = plan_workers(config.detector, det.provider != "CPUExecutionProvider", cores)
+    shape = "rectangular" if det.rect else "square"
+    return Check("model", "ok", f"{config.detector.model_path.name}: {det.input_size_px}px ({shape} input) on"
+                 f" {det.provider}, {workers} inference worker(s) × {threads} thread(s) on {cores} core(s);"
+                 f" classes {names}")
 
 
 def check_zones(config: Config) -> Check:

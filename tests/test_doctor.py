@@ -67,6 +67,7 @@ def test_doctor_cli_exit_code_follows_the_broker(tmp_path: Path, broker_up: bool
     assert "Traceback" not in proc.stdout + proc.stderr
     lines = {line.split()[1]: line.split()[0] for line in proc.stdout.splitlines() if line and not line.startswith(" ")}
     assert lines["model"] == "ok", proc.stdout
+    assert "rectangular input" in proc.stdout and "inference worker(s)" in proc.stdout, proc.stdout
     assert lines["zones"] == "ok", proc.stdout
     assert lines["broker"] == ("ok" if broker_up else "FAIL"), proc.stdout
     assert proc.returncode == (0 if broker_up else 1), proc.stdout
