@@ -247,6 +247,7 @@ class FusionBuffer:
         self._entries: dict[tuple[str, str, object], _Entry] = {}
         self._lock = threading.Lock()
         self._counter = 0
+        self._next_prune_s = -math.inf
         self.fused = 0  # how many fused fixes were handed out
 
     def __len__(self) -> int:
@@ -320,9 +321,14 @@ class FusionBuffer:
 
     def prune(self, now_s: float) -> None:
         with self._lock:
-            self._prune_locked(now_s)
+            self._prune_locked(now_s, force=True)
 
-    def _prune_locked(self, now_s: float) -> None:
+    def _prune_locked(self, now_s: float, force: bool = False) -> None:
+        # a full pass at most 4 times per window (queries apply the window themselves, so an entry kept a
+        # little longer is never used); was one pass per added fix
+        if not force and len(self._entries) <= self.max_entries and now_s < self._next_prune_s:
+            return
+        self._next_prune_s = now_s + self.window_s / 4.0
         old = [k for k, e in self._entries.items() if e.t_s < now_s - self.window_s]
         for k in old:
             del self._entries[k]
