@@ -376,7 +376,8 @@ class DetectorConfig(Strict):
         description="Pad each batch only to the next multiple of the model's stride (as Ultralytics' predict"
         " does), not to the full input_size_px square, when the model's input size is dynamic: a 16:9 frame"
         " at 320 runs on 320×192, 40 % fewer pixels, same detections. False: always the square (what a"
-        " fixed-size export gets anyway).",
+        " fixed-size export gets anyway). With TensorRT every new input shape (batch size or canvas) can"
+        " cost an engine build the first time it is seen (cached afterwards); not measured here (no GPU).",
     )
     batch_max: int = Field(
         0,
