@@ -27,6 +27,10 @@ from pipeline.types import AlertEvent, Detections, Frame
 
 log = get_logger("daemon")
 
+#: an inference call running longer than this counts as hung: the daemon stops its systemd watchdog pings
+#: (the unit's WatchdogSec=60 then restarts it) and /health reports the detector stalled
+INFERENCE_HUNG_S = 30.0
+
 
 @dataclass
 class Stats:
@@ -139,14 +143,14 @@ class Daemon:
         if self.relay is not None:
             broker["address"] = f"{self.config.mqtt.host}:{self.config.mqtt.port}"
         healthy = all(c["ok"] or c.get("status") == "finished" for c in cams.values()) and (
-            self.relay is None or snap["broker_connected"])
+            self.relay is None or snap["broker_connected"]) and self.pool.longest_run_s() < INFERENCE_HUNG_S
         return {
             "healthy": healthy,
             "cameras": cams,
             "detector": {"model": str(self.config.detector.model_path), "provider": self.detector.provider,
                          "input_size_px": self.detector.input_size_px, "batches": self.stats.batches,
                          "workers": self.pool.workers, "threads_per_worker": self.detector.intra_op_threads,
-                         "batch_max": self.batch_max},
+                         "batch_max": self.batch_max, "longest_run_s": round(self.pool.longest_run_s(), 3)},
             "broker": broker,
             "outbox_depth": snap["outbox_depth"],
             "zones": len(self.zones),
@@ -267,6 +271,7 @@ class Daemon:
         log.info("running: %d camera(s), detector %s on %s", len(self.sources), self.detector.input_size_px,
                  self.detector.provider)
         last_tick = time.monotonic()
+        hung_logged = False
         self.notifier.ready()
         try:
             self.pool.start()
@@ -276,7 +281,14 @@ class Daemon:
                     if result.error is not None:  # as fatal as it was on this thread: systemd restarts us
                         raise result.error
                     self._consume(result.frames, result.dets, result.inference_s)
-                self.notifier.watchdog()
+                hung_s = self.pool.longest_run_s()
+                if hung_s < INFERENCE_HUNG_S:
+                    self.notifier.watchdog()
+                    hung_logged = False
+                elif not hung_logged:
+                    hung_logged = True
+                    log.error("an inference call has not returned for %.0f s: systemd watchdog pings stop (the"
+                              " unit restarts the daemon)", hung_s)
                 now = time.monotonic()
                 if now - last_tick >= 1.0:
                     last_tick = now

@@ -146,3 +146,27 @@ def test_no_batch_is_formed_while_max_pending_wait_and_live_cameras_keep_the_lat
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError, match="at least one worker"):
         InferencePool(Batcher({}, 1, 0.0), [], threading.Event())
+
+
+def test_longest_run_shows_a_hung_inference_call() -> None:
+    stop = threading.Event()
+    slot = LatestFrameSlot("a", wait_when_full=True)
+    batcher = Batcher({"a": slot}, batch_max=1, wait_s=0.0)
+    release = threading.Event()
+
+    def hangs(batch: list[Frame]) -> list[Detections]:
+        release.wait(10)
+        return empty(batch)
+
+    pool = InferencePool(batcher, [hangs], stop)
+    assert pool.longest_run_s() == 0.0
+    feeder = feed(slot, "a", 1, stop)
+    pool.start()
+    time.sleep(0.5)
+    assert 0.3 < pool.longest_run_s() < 5.0  # inside the run, and counting
+    release.set()
+    assert pool.next_result(5.0) is not None
+    assert pool.longest_run_s() == 0.0
+    stop.set()
+    pool.join(2.0)
+    feeder.join(2.0)

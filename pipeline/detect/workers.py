@@ -54,6 +54,7 @@ class InferencePool:
         self._next_out = 0  # next batch number the analysis takes (under _cond)
         self._running = 0
         self._done: dict[int, BatchResult] = {}
+        self._run_started: dict[int, float] = {}  # worker → monotonic start of the run it is in
         self._threads: list[threading.Thread] = []
         #: frames handed to the analysis (compare with ``batcher.taken`` under ``batcher.lock``: equal means
         #: no frame is in a batch being formed, run or waiting)
@@ -98,6 +99,7 @@ class InferencePool:
                 self._next_seq += 1
                 with self._cond:
                     self._running += 1
+                    self._run_started[k] = time.monotonic()
             t0 = time.perf_counter()
             error: Exception | None = None
             dets: list[Detections] = []
@@ -110,6 +112,7 @@ class InferencePool:
             result = BatchResult(seq, batch, dets, time.perf_counter() - t0, k, error)
             with self._cond:
                 self._running -= 1
+                self._run_started.pop(k, None)
                 self._done[seq] = result
                 self._cond.notify_all()
 
@@ -127,6 +130,13 @@ class InferencePool:
             self.frames_out += len(result.frames)
             self._cond.notify_all()
             return result
+
+    def longest_run_s(self) -> float:
+        """How long the longest batch now being run has been running (0 when no worker is running one): a
+        hung inference call shows here (the daemon stops its systemd watchdog pings on it)."""
+        with self._cond:
+            starts = list(self._run_started.values())
+        return time.monotonic() - min(starts) if starts else 0.0
 
     def drained(self) -> bool:
         """No frame is in a batch being formed, run, or waiting for the analysis (call with no result
