@@ -14,8 +14,8 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -113,7 +113,8 @@ class Daemon:
             self.batch_max,
             config.detector.batch_wait_ms / 1000.0,
         )
-        self.pool = InferencePool(self.batcher, [self._runner(d) for d in self.detectors], self.stop_event)
+        self.pool = InferencePool(self.batcher, [partial(self._detect, d) for d in self.detectors],
+                                  self.stop_event)
 
     # -- health and metrics (read from the HTTP thread; plain reads of counters, no locks needed) ----------
     def snapshot(self) -> dict[str, Any]:
@@ -142,15 +143,16 @@ class Daemon:
         broker = {"enabled": self.relay is not None, "connected": snap["broker_connected"]}
         if self.relay is not None:
             broker["address"] = f"{self.config.mqtt.host}:{self.config.mqtt.port}"
+        longest_run_s = self.pool.longest_run_s()
         healthy = all(c["ok"] or c.get("status") == "finished" for c in cams.values()) and (
-            self.relay is None or snap["broker_connected"]) and self.pool.longest_run_s() < INFERENCE_HUNG_S
+            self.relay is None or snap["broker_connected"]) and longest_run_s < INFERENCE_HUNG_S
         return {
             "healthy": healthy,
             "cameras": cams,
             "detector": {"model": str(self.config.detector.model_path), "provider": self.detector.provider,
                          "input_size_px": self.detector.input_size_px, "batches": self.stats.batches,
                          "workers": self.pool.workers, "threads_per_worker": self.detector.intra_op_threads,
-                         "batch_max": self.batch_max, "longest_run_s": round(self.pool.longest_run_s(), 3)},
+                         "batch_max": self.batch_max, "longest_run_s": round(longest_run_s, 3)},
             "broker": broker,
             "outbox_depth": snap["outbox_depth"],
             "zones": len(self.zones),
@@ -194,9 +196,6 @@ class Daemon:
                     event.rule, zone, event.score, where)
         if events and self.relay is not None:
             self.relay.wake()
-
-    def _runner(self, detector: Any) -> Callable[[list[Frame]], list[Detections]]:
-        return lambda batch: self._detect(detector, batch)
 
     def _detect(self, detector: Any, batch: list[Frame]) -> list[Detections]:
         """One inference call for the batch, on an inference worker's thread with its own detector;

@@ -78,13 +78,9 @@ class Frame:
             shrink = wh[0] < px.width
             return np.asarray(px.to_ndarray(width=wh[0], height=wh[1], format="bgr24",
                                             interpolation="AREA" if shrink else "BILINEAR"), dtype=np.uint8)
-        import cv2
+        from pipeline.detect.letterbox import resize_to
 
-        if (px.shape[1], px.shape[0]) == wh:
-            return px
-        shrink = wh[0] < px.shape[1]
-        return np.asarray(cv2.resize(px, wh, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR),
-                          dtype=np.uint8)
+        return resize_to(px, wh)
 
     @property
     def wh(self) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.detect.batcher import Batcher
-from pipeline.detect.workers import BatchResult, InferencePool
+from pipeline.detect.workers import BatchResult, InferencePool, RunBatch
 from pipeline.sources import LatestFrameSlot
 from pipeline.types import Detections, Frame, Pose
 
@@ -47,57 +47,50 @@ def collect(pool: InferencePool, until: int, timeout_s: float = 20.0) -> list[Ba
     return out
 
 
-def test_results_come_in_formation_order_although_workers_finish_out_of_order() -> None:
+def run_files(
+    runs: list[RunBatch], cameras: tuple[str, ...], frames_each: int
+) -> tuple[InferencePool, list[BatchResult]]:
+    """File-like cameras (each frame waits for the previous one to be taken) through a pool with one
+    worker per run, batches of 1, until every frame came back; the pool is stopped before it returns."""
     stop = threading.Event()
-    slots = {c: LatestFrameSlot(c, wait_when_full=True) for c in ("a", "b")}
-    batcher = Batcher(slots, batch_max=1, wait_s=0.0)
-
-    def slow_on_even(batch: list[Frame]) -> list[Detections]:
-        time.sleep(0.15 if batch[0].seq % 2 == 0 else 0.0)  # the later batch often finishes first
-        return empty(batch)
-
-    pool = InferencePool(batcher, [slow_on_even, slow_on_even], stop)
-    feeders = [feed(slots[c], c, 12, stop) for c in slots]
+    slots = {c: LatestFrameSlot(c, wait_when_full=True) for c in cameras}
+    pool = InferencePool(Batcher(slots, batch_max=1, wait_s=0.0), runs, stop)
+    feeders = [feed(slots[c], c, frames_each, stop) for c in slots]
     pool.start()
-    results = collect(pool, 24)
+    results = collect(pool, frames_each * len(cameras))
     stop.set()
     pool.join(2.0)
     for t in feeders:
         t.join(2.0)
+    return pool, results
+
+
+def test_results_come_in_formation_order_although_workers_finish_out_of_order() -> None:
+    def slow_on_even(batch: list[Frame]) -> list[Detections]:
+        time.sleep(0.15 if batch[0].seq % 2 == 0 else 0.0)  # the later batch often finishes first
+        return empty(batch)
+
+    pool, results = run_files([slow_on_even, slow_on_even], ("a", "b"), 12)
     assert [r.seq for r in results] == list(range(len(results)))
     assert {r.worker for r in results} == {0, 1}  # both workers took batches
-    for cam in slots:  # every frame of every camera, in capture order
+    for cam in ("a", "b"):  # every frame of every camera, in capture order
         assert [f.seq for r in results for f in r.frames if f.camera_id == cam] == list(range(12))
     assert pool.drained()
 
 
 def test_workers_run_batches_at_the_same_time() -> None:
-    stop = threading.Event()
-    slots = {c: LatestFrameSlot(c, wait_when_full=True) for c in ("a", "b")}
-    batcher = Batcher(slots, batch_max=1, wait_s=0.0)
     both_in = threading.Barrier(2, timeout=5.0)  # breaks unless two runs are inside at once
 
     def meet(batch: list[Frame]) -> list[Detections]:
         both_in.wait()
         return empty(batch)
 
-    pool = InferencePool(batcher, [meet, meet], stop)
-    feeders = [feed(slots[c], c, 3, stop) for c in slots]
-    pool.start()
-    results = collect(pool, 6)
-    stop.set()
-    pool.join(2.0)
-    for t in feeders:
-        t.join(2.0)
+    _, results = run_files([meet, meet], ("a", "b"), 3)
     assert all(r.error is None for r in results), [r.error for r in results]
     assert sum(len(r.frames) for r in results) == 6
 
 
 def test_an_inference_error_comes_back_with_its_frames_and_the_numbering_goes_on() -> None:
-    stop = threading.Event()
-    slot = LatestFrameSlot("a", wait_when_full=True)
-    batcher = Batcher({"a": slot}, batch_max=1, wait_s=0.0)
-
     def fail_on_two(batch: list[Frame]) -> list[Detections]:
         if batch[0].seq == 2:
             raise RuntimeError("onnxruntime says no")
@@ -106,13 +99,7 @@ def test_an_inference_error_comes_back_with_its_frames_and_the_numbering_goes_on
     def wrong_count(batch: list[Frame]) -> list[Detections]:
         return [] if batch[0].seq == 4 else fail_on_two(batch)
 
-    pool = InferencePool(batcher, [wrong_count], stop)
-    feeder = feed(slot, "a", 6, stop)
-    pool.start()
-    results = collect(pool, 6)
-    stop.set()
-    pool.join(2.0)
-    feeder.join(2.0)
+    _, results = run_files([wrong_count], ("a",), 6)
     assert [r.seq for r in results] == list(range(6))
     errors = {r.frames[0].seq: str(r.error) for r in results if r.error is not None}
     assert errors == {2: "onnxruntime says no", 4: "0 results for 1 frames"}

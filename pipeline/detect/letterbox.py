@@ -60,6 +60,15 @@ def rect_canvas_wh(images_wh: list[tuple[int, int]], size_px: int, stride: int) 
     return w, h
 
 
+def resize_to(image_bgr: NDArray[np.uint8], wh: tuple[int, int]) -> NDArray[np.uint8]:
+    """The image scaled to ``wh``: area-averaged when shrinking, bilinear when growing, itself when equal."""
+    h, w = image_bgr.shape[:2]
+    if (w, h) == wh:
+        return image_bgr
+    interpolation = cv2.INTER_AREA if wh[0] < w else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(image_bgr, wh, interpolation=interpolation), np.uint8)
+
+
 def place(
     resized_bgr: NDArray[np.uint8], size_px: int, image_wh: tuple[int, int],
     canvas_wh: tuple[int, int] | None = None,
@@ -80,11 +89,7 @@ def letterbox(
 ) -> tuple[NDArray[np.uint8], Letterbox]:
     """Canvas (default ``(size_px, size_px, 3)``) holding the resized BGR image, and the placement to undo it."""
     h, w = image_bgr.shape[:2]
-    new_w, new_h = fitted_wh((w, h), size_px)
-    resized = image_bgr if (new_w, new_h) == (w, h) else cv2.resize(
-        image_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA if new_w < w else cv2.INTER_LINEAR
-    )
-    return place(np.asarray(resized, np.uint8), size_px, (w, h), canvas_wh)
+    return place(resize_to(image_bgr, fitted_wh((w, h), size_px)), size_px, (w, h), canvas_wh)
 
 
 def to_blob(canvases_bgr: list[NDArray[np.uint8]]) -> NDArray[np.float32]:

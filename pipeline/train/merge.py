@@ -74,7 +74,6 @@ def merge_donor_classes(
     ]
     out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 4 + nc, "anchors"])
     graph = helper.make_graph(nodes, "merged", [m_in], [out], inits)
-    graph.input[0].name = m_in.name
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=main.ir_version)
     if weights_fp16:
         _weights_to_fp16(model)
