@@ -1,4 +1,4 @@
-"""The per-frame chain after detection: tracks → ground fixes → zones and rules → alert events.
+"""The per-frame chain after detection: tracks → ground fixes → rule hits → event lifecycle.
 
 One :class:`Analyzer` serves all cameras of a box and is driven from ONE thread (the daemon's analysis
 loop, or the offline evaluation): per-camera state (tracker, zone hysteresis, open events) lives in a
@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import CameraConfig, Config
+from pipeline.events.lifecycle import EventManager
 from pipeline.geo.camera import CameraModel
 from pipeline.geo.fusion import FusionBuffer, View
 from pipeline.geo.terrain import Terrain
 from pipeline.logs import get_logger
+from pipeline.track import PresetTrackers, per_track
 from pipeline.types import AlertEvent, Detections, Frame, GroundFix
-from pipeline.zones.events import EventManager
 from pipeline.zones.model import Zone
 
 
@@ -27,6 +28,7 @@ from pipeline.zones.model import Zone
 class CameraState:
     camera: CameraConfig
     model: CameraModel
+    trackers: PresetTrackers  # one tracker per preset
     events: EventManager
     frames: int = 0
     detections: int = 0
@@ -53,8 +55,10 @@ class Analyzer:
 
     def _camera_state(self, cam: CameraConfig) -> CameraState:
         model = CameraModel.from_config(cam, self.terrain)  # type: ignore[arg-type]
-        events = EventManager(cam, self.zones, self.config.alerts, self.config.zones)
-        return CameraState(cam, model, events)
+        alerts = self.config.alerts
+        trackers = PresetTrackers(self.config.zones.track, alerts.confirm_hits, alerts.confirm_window)
+        events = EventManager(cam, self.zones, alerts, self.config.zones)
+        return CameraState(cam, model, trackers, events)
 
     def reload_zones(self, zones: Sequence[Zone]) -> None:
         """New zones and rules for every camera (SIGHUP). Open events end under the old zones' ids."""
@@ -81,8 +85,11 @@ class Analyzer:
         state = self.cameras[frame.camera_id]
         state.frames += 1
         state.detections += len(dets)
-        fixes = self.locate(frame, dets)
-        events = state.events.update(frame, dets, fixes, frame.t_capture)
+        t = frame.t_capture
+        tracks = state.trackers.update(frame.pose.preset, dets, t)
+        fixes = per_track(tracks, self.locate(frame, dets))
+        hits = state.events.sightings(frame, tracks, fixes, t)
+        events = state.events.update(frame, hits, t)
         for event in events:
             self._add_zone_outline(state, frame, event)
         return events

@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import AlertsConfig, CameraConfig, ZonesConfig  # noqa: E402
+from pipeline.events.lifecycle import EventManager  # noqa: E402
 from pipeline.geo.coords import LocalFrame  # noqa: E402
+from pipeline.track import PresetTrackers, per_track  # noqa: E402
 from pipeline.types import Detections, Frame, GroundFix, Pose  # noqa: E402
-from pipeline.zones.events import EventManager  # noqa: E402
 from pipeline.zones.index import sample_points_en  # noqa: E402
 from pipeline.zones.model import Zone, parse_feature_collection  # noqa: E402
 
@@ -74,7 +75,9 @@ def fix_at(east: float, north: float, sigma: float) -> GroundFix:
 
 def cost_ms(n_det: int, n_zones: int, frames: int = 300) -> tuple[float, float, int]:
     cam = CameraConfig.model_validate({"id": "b1", "source": "x.mp4", "lat": LAT0, "lon": LON0, "analysis_fps": 2})
-    mgr = EventManager(cam, zone_grid(n_zones), AlertsConfig.model_validate({}), ZonesConfig.model_validate({}))
+    alerts, rules = AlertsConfig.model_validate({}), ZonesConfig.model_validate({})
+    mgr = EventManager(cam, zone_grid(n_zones), alerts, rules)
+    trackers = PresetTrackers(rules.track, alerts.confirm_hits, alerts.confirm_window)
     rng = np.random.default_rng(1)
     pos = np.stack([1000 + rng.uniform(0, 3000, n_det), -1500 + rng.uniform(0, 3000, n_det)], axis=1)
     x1 = np.arange(n_det, dtype=np.float32) * (1800 / max(n_det, 1))
@@ -89,7 +92,9 @@ def cost_ms(n_det: int, n_zones: int, frames: int = 300) -> tuple[float, float, 
         t += 0.5
         fixes: list[GroundFix | None] = [fix_at(e + rng.normal(0, 3), n + rng.normal(0, 3), 20.0) for e, n in pos]
         start = time.perf_counter()
-        events += len(mgr.update(Frame("b1", k, t, image, pose), dets, fixes, t))
+        frame = Frame("b1", k, t, image, pose)
+        tracks = trackers.update(pose.preset, dets, t)
+        events += len(mgr.update(frame, mgr.sightings(frame, tracks, per_track(tracks, fixes), t), t))
         times.append(time.perf_counter() - start)
     ms = 1000 * np.asarray(times[10:])
     return float(np.median(ms)), float(np.percentile(ms, 95)), events

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from pipeline.config import CameraConfig, PoseSigma
-from pipeline.geo.camera import CHI2_2D_90, CameraModel, ellipse_90, hfov_for_zoom
+from pipeline.geo.camera import (
+    CHI2_2D_90,
+    CameraModel,
+    box_bearing_deg,
+    ellipse_90,
+    hfov_for_zoom,
+    in_vertical_view,
+    vfov_deg,
+)
 from pipeline.geo.terrain import EARTH_RADIUS_M, Terrain
 from pipeline.types import Pose
 
@@ -259,3 +267,20 @@ def test_probe_in_one_pass_equals_one_ray_per_perturbation(k1: float, roll_deg: 
         t, code = model.intersect(dirs, np.full(len(xy), d_z))
         np.testing.assert_allclose(pts[k], t[:, None] * dirs[:, :2], rtol=1e-9, atol=1e-6)
         assert (codes[k] == code).all()
+
+
+@pytest.mark.parametrize(
+    ("x", "bearing"),
+    [(640, 90.0), (1280, 120.0), (0, 60.0), (960, 90 + math.degrees(math.atan(0.5 * math.tan(math.radians(30)))))],
+)
+def test_box_bearing(x: float, bearing: float) -> None:
+    assert box_bearing_deg(Pose(90.0, -2.0, 60.0, preset="east"), (1280, 720), x) == pytest.approx(bearing)
+
+
+def test_vertical_view_by_elevation_angle() -> None:
+    """hfov 60° on 1280 × 720: vfov = 2·atan(tan 30° · 720 / 1280) = 35.98°; ±17.99° around the tilt."""
+    assert vfov_deg(60.0, (1280, 720)) == pytest.approx(35.98, abs=0.01)
+    pose = Pose(90.0, -2.0, 60.0)
+    assert in_vertical_view(pose, (1280, 720), 1020.0, 1000.0, 1000.0)  # 1.1° down: inside
+    assert not in_vertical_view(Pose(90.0, 30.0, 20.0), (1280, 720), 1020.0, 1000.0, 1000.0)  # looking far above
+    assert not in_vertical_view(pose, (1280, 720), 1020.0, 1000.0, 50.0)  # 21.8° down: below the frame

@@ -82,6 +82,28 @@ def focal_px(hfov_deg: float, width_px: int) -> float:
     return (width_px / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
 
 
+def vfov_deg(hfov_deg: float, image_wh: tuple[int, int]) -> float:
+    """Vertical field of view of the pinhole with square pixels: 2·atan(tan(hfov/2)·h/w)."""
+    w, h = image_wh
+    return math.degrees(2.0 * math.atan(math.tan(math.radians(hfov_deg) / 2.0) * h / max(w, 1)))
+
+
+def box_bearing_deg(pose: Pose, image_wh: tuple[int, int], x_px: float) -> float:
+    """Bearing of image column ``x_px`` (pinhole, roll ignored): for sightings without a ground fix."""
+    w = max(image_wh[0], 1)
+    return (pose.pan_deg + math.degrees(math.atan2(x_px - w / 2.0, focal_px(pose.hfov_deg, w)))) % 360.0
+
+
+def in_vertical_view(
+    pose: Pose, image_wh: tuple[int, int], eye_elevation_m: float, target_elevation_m: float, range_m: float
+) -> bool:
+    """Does a point ``range_m`` away at ``target_elevation_m`` lie within the frame's vertical field of view?
+
+    Compares its elevation angle seen from ``eye_elevation_m`` with the tilt (roll and curvature ignored)."""
+    depression_deg = math.degrees(math.atan2(target_elevation_m - eye_elevation_m, range_m))
+    return abs(depression_deg - pose.tilt_deg) <= vfov_deg(pose.hfov_deg, image_wh) / 2.0
+
+
 def hfov_for_zoom(table: Sequence[tuple[float, float]], zoom: float) -> float:
     """Horizontal fov at ``zoom`` from (zoom, hfov_deg) pairs: linear in focal length, clamped at the ends."""
     if not table:

@@ -24,8 +24,9 @@ import itertools
 import math
 import statistics
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +34,8 @@ from numpy.typing import NDArray
 from pipeline.config import TrackConfig
 from pipeline.track.kalman import BoxKalman
 from pipeline.types import CLASSES, Detections
+
+T = TypeVar("T")
 
 
 def iou_matrix(a_xyxy: NDArray[np.floating], b_xyxy: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -256,6 +259,13 @@ class Tracker:
         ys = [c[1] for c in track.centres_xy]
         extent = math.hypot(max(xs) - min(xs), max(ys) - min(ys))
         track.stationary = extent < self.cfg.stationary_move_frac * statistics.median(c[2] for c in track.centres_xy)
+
+
+def per_track(tracks: Sequence[Track], per_detection: Sequence[T]) -> list[T | None]:
+    """One value per track from one per detection of the latest update (None for a track unseen in it)."""
+    return [
+        per_detection[tr.det_index] if tr.seen and 0 <= tr.det_index < len(per_detection) else None for tr in tracks
+    ]
 
 
 class PresetTrackers:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.config import ZonesConfig
-from pipeline.zones.rules import RuleEngine
+from pipeline.events.rules import RuleEngine
 from tests.zones_helpers import LAT0, LON0, make_zone, square
 
 # Local metres around the tower (0, 0):

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from pipeline.config import AlertsConfig, CameraConfig, ZonesConfig
+from pipeline.events.lifecycle import EventManager, angle_diff_deg
+from pipeline.geo.camera import box_bearing_deg
 from pipeline.geo.coords import LocalFrame
-from pipeline.track import Tracker
+from pipeline.track import PresetTrackers, Tracker, per_track
 from pipeline.types import CLASS_INDEX, AlertEvent, Detections, Frame, GroundFix, Pose
-from pipeline.zones.events import EventManager, angle_diff_deg, box_bearing_deg
 from tests.zones_helpers import LAT0, LON0, make_zone, square
 
 LOCAL = LocalFrame(LAT0, LON0)
@@ -78,12 +79,29 @@ class Obj:
     sigma: float = 5.0
 
 
+def track_and_update(
+    mgr: EventManager, trackers: PresetTrackers, frame: Frame, dets: Detections, fixes: Sequence[GroundFix | None]
+) -> list[AlertEvent]:
+    """What the Analyzer does with one frame: tracks → fixes → rule hits → lifecycle."""
+    tracks = trackers.update(frame.pose.preset, dets, frame.t_capture)
+    hits = mgr.sightings(frame, tracks, per_track(tracks, fixes), frame.t_capture)
+    return mgr.update(frame, hits, frame.t_capture)
+
+
+def trackers_of(mgr: EventManager) -> PresetTrackers:
+    return PresetTrackers(mgr.cfg.track, mgr.alerts_cfg.confirm_hits, mgr.alerts_cfg.confirm_window)
+
+
 @dataclass
 class Run:
     mgr: EventManager
     t: float = T0
     seq: int = 0
     events: list[AlertEvent] = field(default_factory=list)
+    trackers: PresetTrackers = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.trackers = trackers_of(self.mgr)
 
     def step(self, objs: Sequence[Obj] = (), pose: Pose = EAST, dt: float = 0.5) -> list[AlertEvent]:
         self.t += dt
@@ -93,7 +111,7 @@ class Run:
         arr = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
         dets = Detections(arr[:, :4].astype(np.float32), arr[:, 4].astype(np.float32), arr[:, 5].astype(np.int32))
         fixes = [None if o.en is None else fix_at(*o.en, sigma=o.sigma) for o in objs]
-        out = self.mgr.update(frame, dets, fixes, self.t)
+        out = track_and_update(self.mgr, self.trackers, frame, dets, fixes)
         self.events.extend(out)
         return out
 
@@ -418,7 +436,7 @@ def test_tracks_from_the_caller() -> None:
             ),
             t,
         )
-        out = mgr.update(frame, tracks, [fix_at(1000.0, 0.0)], t)
+        out = mgr.update(frame, mgr.sightings(frame, tracks, [fix_at(1000.0, 0.0)], t), t)
         if k == 0:
             assert [e.type for e in out] == ["new"]
 
@@ -426,14 +444,6 @@ def test_tracks_from_the_caller() -> None:
 @pytest.mark.parametrize(("a", "b", "d"), [(10, 350, 20), (350, 10, -20), (180, 0, 180), (90, 90, 0)])
 def test_angle_diff(a: float, b: float, d: float) -> None:
     assert angle_diff_deg(a, b) == pytest.approx(d)
-
-
-@pytest.mark.parametrize(
-    ("x", "bearing"),
-    [(640, 90.0), (1280, 120.0), (0, 60.0), (960, 90 + math.degrees(math.atan(0.5 * math.tan(math.radians(30)))))],
-)
-def test_box_bearing(x: float, bearing: float) -> None:
-    assert box_bearing_deg(EAST, (1280, 720), x) == pytest.approx(bearing)
 
 
 def test_unconfirmed_false_detection_does_not_keep_an_event_alive() -> None:
@@ -485,9 +495,10 @@ def test_with_the_real_camera_model() -> None:
     fixes = model.locate(EAST, wh, dets.bottom_centre_xy(), CAMERA.pose_sigma)
     assert fixes[0] is not None and fixes[1] is not None and fixes[2] is None
     out: list[AlertEvent] = []
+    trackers = trackers_of(mgr)
     for k in range(3):
         frame = Frame("t1", k, T0 + 0.5 * k, IMAGE, EAST)
-        out += mgr.update(frame, dets, fixes, frame.t_capture)
+        out += track_and_update(mgr, trackers, frame, dets, fixes)
     news = sorted((e for e in out if e.type == "new"), key=lambda e: e.rule)
     assert [(e.rule, e.class_name) for e in news] == [("closed_mine", "excavator"), ("fire_in_view", "smoke")]
     mine = news[0]

@@ -12,6 +12,10 @@ or (another preset) the site's bearing and elevation angle fall inside the frame
 that looks elsewhere for minutes does not end the event; ``max_unseen_s`` ends it after a long absence
 whatever the camera did (:meth:`EventManager.tick`).
 
+The caller (:class:`~pipeline.analyzer.Analyzer`) runs the camera's per-preset trackers and locates the
+detections; :meth:`EventManager.sightings` turns the tracks and their fixes into rule hits, and
+:meth:`EventManager.update` runs the events' lifecycle on them.
+
 ``alert_id`` is made once per event: ``<camera>-<UTC yyyymmddTHHMMSSZ of the first sighting>-<6 hex>``.
 ``AlertEvent.extra["zone_outline_xy"]`` is left for the caller (it projects the zone with the camera model).
 """
@@ -25,11 +29,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from pipeline.config import AlertsConfig, CameraConfig, ZonesConfig
+from pipeline.events.rules import RuleEngine, RuleHit
+from pipeline.geo.camera import box_bearing_deg, in_vertical_view
 from pipeline.logs import get_logger
-from pipeline.track import PresetTrackers, Track
-from pipeline.types import AlertEvent, Detections, Frame, GroundFix, Pose
+from pipeline.track import Track
+from pipeline.types import AlertEvent, Frame, GroundFix
 from pipeline.zones.model import Zone, zone_to_ref
-from pipeline.zones.rules import RuleEngine, RuleHit
 
 
 def make_alert_id(camera_id: str, t_utc_s: float) -> str:
@@ -41,13 +46,6 @@ def angle_diff_deg(a: float, b: float) -> float:
     """Signed smallest difference a − b in degrees, in (−180, 180]."""
     d = (a - b + 180.0) % 360.0 - 180.0
     return 180.0 if d == -180.0 else d
-
-
-def box_bearing_deg(pose: Pose, image_wh: tuple[int, int], x_px: float) -> float:
-    """Bearing of image column ``x_px`` (pinhole, roll ignored): for sightings without a ground fix."""
-    w = max(image_wh[0], 1)
-    focal_px = (w / 2.0) / math.tan(math.radians(pose.hfov_deg) / 2.0)
-    return (pose.pan_deg + math.degrees(math.atan2(x_px - w / 2.0, focal_px))) % 360.0
 
 
 @dataclass
@@ -105,10 +103,10 @@ class _Pending:
 
 
 class EventManager:
-    """Turns one camera's frames (detections or tracks, and their ground fixes) into alert events.
+    """Turns one camera's tracks (and their ground fixes) into rule hits, and those into alert events.
 
-    Lives on the one analysis thread; holds the camera's trackers (one per preset), the rules of its zones
-    (in local metres around the tower) and its open events.
+    Lives on the one analysis thread; holds the rules of the camera's zones (in local metres around the
+    tower) and its open events. The caller runs the camera's trackers.
     """
 
     def __init__(
@@ -123,11 +121,10 @@ class EventManager:
         self.alerts_cfg = alerts_cfg or AlertsConfig.model_validate({})
         self.cfg = rules_cfg or ZonesConfig.model_validate({})
         self.rules = RuleEngine(zones, camera.lat, camera.lon, self.cfg)
-        self.trackers = PresetTrackers(self.cfg.track, self.alerts_cfg.confirm_hits, self.alerts_cfg.confirm_window)
         self.events: list[OpenEvent] = []
         self._pending: dict[tuple[int, str, str | None], _Pending] = {}
         self._last_t: float | None = None
-        self._log = get_logger("zones", camera.id)
+        self._log = get_logger("events", camera.id)
         # A gap between analysed frames longer than this is not counted as "looked but did not see" time:
         # the camera stalled or the box was busy, it did not look.
         self.max_frame_gap_s = max(3.0 / camera.analysis_fps, 1.0)
@@ -142,35 +139,36 @@ class EventManager:
         self.rules = RuleEngine(zones, self.camera.lat, self.camera.lon, self.cfg)
         self._pending.clear()
 
-    def update(
+    def sightings(
         self,
         frame: Frame,
-        tracks_or_dets: Detections | Sequence[Track],
+        tracks: Sequence[Track],
         fixes: Sequence[GroundFix | None],
         now_s: float | None = None,
-    ) -> list[AlertEvent]:
-        """One analysed frame → the events it causes.
+    ) -> list[list[Sighting]]:
+        """The rule hits of one frame's tracks: per track seen in this frame, its sightings (zone hits first,
+        ``fire_in_view`` last). ``fixes`` align with ``tracks`` (:func:`pipeline.track.per_track`)."""
+        t = frame.t_capture if now_s is None else now_s
+        return [
+            self._sightings(frame, track, fixes[i] if i < len(fixes) else None, t)
+            for i, track in enumerate(tracks)
+            if track.seen
+        ]
 
-        ``fixes`` align with ``tracks_or_dets``: one per detection (the manager tracks them itself, per
-        preset) or one per track (when the caller runs the tracker).
-        """
+    def update(
+        self, frame: Frame, sightings: Sequence[Sequence[Sighting]], now_s: float | None = None
+    ) -> list[AlertEvent]:
+        """One analysed frame's sightings (:meth:`sightings`) → the events they cause (the lifecycle)."""
         t = frame.t_capture if now_s is None else now_s
         dt = 0.0 if self._last_t is None else min(max(t - self._last_t, 0.0), self.max_frame_gap_s)
         self._last_t = t
-        if isinstance(tracks_or_dets, Detections):
-            tracks = self.trackers.update(frame.pose.preset, tracks_or_dets, t)
-            track_fixes = [fixes[tr.det_index] if tr.seen and 0 <= tr.det_index < len(fixes) else None for tr in tracks]
-        else:
-            tracks = list(tracks_or_dets)
-            track_fixes = [fixes[i] if i < len(fixes) else None for i in range(len(tracks))]
 
         out: list[AlertEvent] = []
         best: dict[int, Sighting] = {}  # id(event) → best sighting this frame
-        for track, fix in zip(tracks, track_fixes, strict=True):
-            if not track.seen:
-                continue
+        for track_sightings in sightings:
             in_fire_watch = False
-            for sighting in self._sightings(frame, track, fix, t):  # zone hits first, fire_in_view last
+            for sighting in track_sightings:  # zone hits first, fire_in_view last
+                track = sighting.track
                 if sighting.hit.zone is None and in_fire_watch:
                     continue  # the fire is a fire_watch event's already (its probability dipped): not twice
                 # only confirmed tracks touch events: a one-frame false detection near a site neither keeps
@@ -346,11 +344,8 @@ class EventManager:
             return True
         if self.sees is not None:
             return self.sees(frame, fix)
-        w, h = frame.wh
-        vfov_deg = math.degrees(2.0 * math.atan(math.tan(math.radians(pose.hfov_deg) / 2.0) * h / max(w, 1)))
         eye_m = self.camera.ground_elevation_m + self.camera.mast_height_m
-        depression_deg = math.degrees(math.atan2(fix.elevation_m - eye_m, fix.range_m))
-        return abs(depression_deg - pose.tilt_deg) <= vfov_deg / 2.0
+        return in_vertical_view(pose, frame.wh, eye_m, fix.elevation_m, fix.range_m)
 
     def _end_due(self, t: float) -> list[AlertEvent]:
         ended: list[AlertEvent] = []
