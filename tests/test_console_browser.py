@@ -21,7 +21,7 @@ import pytest
 from conftest import Broker, free_port, wait_port
 from test_console_store import make_event
 
-from pipeline.console.store import STEPS
+from pipeline.console.cases import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

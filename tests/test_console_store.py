@@ -22,11 +22,12 @@ import pytest
 from conftest import free_port
 
 from pipeline.console import auth
+from pipeline.console.cases import STEPS, CaseError
 from pipeline.console.config import ConsoleMqttConfig, load_console_config
 from pipeline.console.export import cases_csv, mask_name, mask_phone, notice_rows
-from pipeline.console.ingest import split_topic, topic_filters
+from pipeline.console.ingest import EventError, parse_event, split_topic, topic_filters
 from pipeline.console.mapdata import load_zone_features, merge_towers
-from pipeline.console.store import STEPS, CaseError, EventError, Store, parse_event
+from pipeline.console.store import IngestResult, Store
 from pipeline.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +98,11 @@ def make_event(
     }
     event.update(extra)
     return event
+
+
+def ingest(store: Store, event: dict[str, Any]) -> IngestResult:
+    """Store an event message as the console's MQTT side does: from its JSON bytes."""
+    return store.ingest_event(parse_event(json.dumps(event).encode()))
 
 
 def test_test_events_follow_the_published_schema() -> None:
@@ -201,7 +207,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 # ---- ingest and de-duplication ------------------------------------------------------------------------
 def test_new_alert_is_stored_with_discovered_step(store: Store) -> None:
-    r = store.ingest_event(make_event())
+    r = ingest(store, make_event())
     assert (r.duplicate, r.new_alert) == (False, True)
     a = store.get_alert("a1")
     assert a is not None
@@ -216,17 +222,17 @@ def test_new_alert_is_stored_with_discovered_step(store: Store) -> None:
 
 
 def test_same_alert_and_seq_twice_is_a_duplicate(store: Store) -> None:
-    store.ingest_event(make_event())
-    r = store.ingest_event(make_event())
+    ingest(store, make_event())
+    r = ingest(store, make_event())
     assert r.duplicate
     assert store.counts() == {"alerts": 1, "messages": 1, "snapshots": 0}
 
 
 def test_newer_seq_updates_older_late_seq_does_not(store: Store) -> None:
-    store.ingest_event(make_event(seq=1))
-    store.ingest_event(make_event(seq=3, type_="end", t="2026-11-29T08:05:00.000Z", t_first="2026-11-29T08:00:00.000Z"))
-    late = store.ingest_event(
-        make_event(seq=2, type_="update", t="2026-11-29T08:02:00.000Z", t_first="2026-11-29T08:00:00.000Z")
+    ingest(store, make_event(seq=1))
+    ingest(store, make_event(seq=3, type_="end", t="2026-11-29T08:05:00.000Z", t_first="2026-11-29T08:00:00.000Z"))
+    late = ingest(
+        store, make_event(seq=2, type_="update", t="2026-11-29T08:02:00.000Z", t_first="2026-11-29T08:00:00.000Z")
     )
     assert not late.duplicate and not late.new_alert
     a = store.get_alert("a1")
@@ -236,8 +242,8 @@ def test_newer_seq_updates_older_late_seq_does_not(store: Store) -> None:
 
 def test_update_arriving_before_new_creates_the_alert_once(store: Store) -> None:
     # with a shared subscription, seq 2 may reach a console before seq 1
-    assert store.ingest_event(make_event(seq=2, type_="update")).new_alert
-    assert not store.ingest_event(make_event(seq=1)).new_alert
+    assert ingest(store, make_event(seq=2, type_="update")).new_alert
+    assert not ingest(store, make_event(seq=1)).new_alert
     a = store.get_alert("a1")
     assert a is not None and a["seq"] == 2 and len(a["log"]) == 1
 
@@ -245,19 +251,19 @@ def test_update_arriving_before_new_creates_the_alert_once(store: Store) -> None
 def test_snapshot_before_event_and_duplicate_snapshot(store: Store) -> None:
     assert store.ingest_snapshot("a1", b"\xff\xd8jpeg")
     assert not store.ingest_snapshot("a1", b"\xff\xd8jpeg")
-    store.ingest_event(make_event())
+    ingest(store, make_event())
     assert store.snapshot("a1") == b"\xff\xd8jpeg"
     assert store.list_alerts()[0]["snapshot_count"] == 1
 
 
 def test_every_distinct_snapshot_is_kept_the_announced_one_is_current(store: Store) -> None:
     first, second = b"\xff\xd8first", b"\xff\xd8second"
-    store.ingest_event(make_event(seq=1))
+    ingest(store, make_event(seq=1))
     store.ingest_snapshot("a1", first)
     store.ingest_snapshot("a1", second)
     assert store.snapshot("a1") == second  # the event names neither: the latest received
     announced = {"topic": "t", "file": "f", "bytes": len(first), "sha256": hashlib.sha256(first).hexdigest()}
-    store.ingest_event(make_event(seq=2, type_="update", snapshot=announced))
+    ingest(store, make_event(seq=2, type_="update", snapshot=announced))
     assert store.snapshot("a1") == first
     assert store.snapshot("a1", hashlib.sha256(second).hexdigest()) == second
     a = store.get_alert("a1")
@@ -273,7 +279,7 @@ def test_register_of_another_schema_version_is_refused(store: Store) -> None:
 
 def test_towers_boxes_and_secret(store: Store) -> None:
     store.set_camera_status("edge-1", "cam1", "stalled", "2026-11-29T08:00:00Z")
-    store.ingest_event(make_event())  # the event's camera block fills in the tower's pose
+    ingest(store, make_event())  # the event's camera block fills in the tower's pose
     store.set_camera_status("edge-1", "cam1", "online", "2026-11-29T08:01:00Z")
     store.set_box_available("edge-1", "offline")
     store.set_box_available("edge-1", "online")
@@ -286,9 +292,9 @@ def test_towers_boxes_and_secret(store: Store) -> None:
 
 def test_change_feed_grows_on_every_change(store: Store) -> None:
     c0 = store.latest_change()
-    store.ingest_event(make_event())
+    ingest(store, make_event())
     c1 = store.latest_change()
-    store.record_step("a1", "stopped", author="op1", actor="李四")
+    store.cases.record_step("a1", "stopped", author="op1", actor="李四")
     assert c0 < c1 < store.latest_change()
 
 
@@ -304,10 +310,8 @@ def test_change_feed_grows_on_every_change(store: Store) -> None:
     ],
 )
 def test_filters(store: Store, filters: dict[str, Any], expected: list[str]) -> None:
-    store.ingest_event(make_event("a", t="2026-11-29T08:00:00.000Z"))
-    store.ingest_event(
-        make_event("b", cls="fire", township="西沟乡", kind="illegal_site", t="2026-11-29T09:00:00.000Z")
-    )
+    ingest(store, make_event("a", t="2026-11-29T08:00:00.000Z"))
+    ingest(store, make_event("b", cls="fire", township="西沟乡", kind="illegal_site", t="2026-11-29T09:00:00.000Z"))
     assert [a["alert_id"] for a in store.list_alerts(**filters)] == expected
 
 
@@ -329,16 +333,16 @@ def test_parse_event_rejects(raw: bytes, message: str) -> None:
 
 
 def test_event_without_zone_or_location_is_stored(store: Store) -> None:
-    store.ingest_event(make_event(zone=None, location=None, rule="fire_in_view", cls="fire"))
+    ingest(store, make_event(zone=None, location=None, rule="fire_in_view", cls="fire"))
     a = store.get_alert("a1")
     assert a is not None and a["lat"] is None and a["township"] is None
 
 
 # ---- case steps ---------------------------------------------------------------------------------------
 def test_case_goes_through_every_step_in_order(store: Store) -> None:
-    store.ingest_event(make_event())
+    ingest(store, make_event())
     for step in STEPS[1:]:
-        store.record_step("a1", step, author="op1", actor=f"actor-{step}", note=f"did {step}")
+        store.cases.record_step("a1", step, author="op1", actor=f"actor-{step}", note=f"did {step}")
     a = store.get_alert("a1")
     assert a is not None
     assert (a["case_step"], a["case_status"]) == ("rectified", "closed")
@@ -357,29 +361,29 @@ def test_case_goes_through_every_step_in_order(store: Store) -> None:
     ],
 )
 def test_step_transitions_refused(store: Store, done: list[str], step: str, error: str) -> None:
-    store.ingest_event(make_event())
+    ingest(store, make_event())
     for s in done:
-        store.record_step("a1", s, author="op1")
+        store.cases.record_step("a1", s, author="op1")
     with pytest.raises(CaseError, match=error):
-        store.record_step("a1", step, author="op2")
+        store.cases.record_step("a1", step, author="op2")
 
 
 def test_step_on_unknown_alert(store: Store) -> None:
     with pytest.raises(CaseError, match="no alert"):
-        store.record_step("nope", "stopped", author="op1")
+        store.cases.record_step("nope", "stopped", author="op1")
 
 
 def test_dismiss_reopen_needs_reason_and_keeps_the_log(store: Store) -> None:
-    store.ingest_event(make_event())
+    ingest(store, make_event())
     with pytest.raises(CaseError, match="reason"):
-        store.dismiss("a1", "op1", " ")
-    store.dismiss("a1", "op1", "a tractor in a field")
+        store.cases.dismiss("a1", "op1", " ")
+    store.cases.dismiss("a1", "op1", "a tractor in a field")
     with pytest.raises(CaseError, match="next step|dismissed"):
-        store.record_step("a1", "stopped", author="op1")
+        store.cases.record_step("a1", "stopped", author="op1")
     with pytest.raises(CaseError, match="cannot be dismissed"):
-        store.dismiss("a1", "op2", "again")
-    store.reopen("a1", "op2", "it was an excavator after all")
-    store.record_step("a1", "stopped", author="op2")
+        store.cases.dismiss("a1", "op2", "again")
+    store.cases.reopen("a1", "op2", "it was an excavator after all")
+    store.cases.record_step("a1", "stopped", author="op2")
     a = store.get_alert("a1")
     assert a is not None
     assert [(e["action"], e["author"]) for e in a["log"]] == [
@@ -391,13 +395,13 @@ def test_dismiss_reopen_needs_reason_and_keeps_the_log(store: Store) -> None:
 
 
 def test_reopened_closed_case_is_rectified_again(store: Store) -> None:
-    store.ingest_event(make_event())
+    ingest(store, make_event())
     for step in STEPS[1:]:
-        store.record_step("a1", step, author="op1")
-    store.reopen("a1", "op2", "the pit was dug again")
+        store.cases.record_step("a1", step, author="op1")
+    store.cases.reopen("a1", "op2", "the pit was dug again")
     a = store.get_alert("a1")
     assert a is not None and (a["case_status"], a["case_step"]) == ("open", "investigated")
-    store.record_step("a1", "rectified", author="op2", note="refilled, checked on site")
+    store.cases.record_step("a1", "rectified", author="op2", note="refilled, checked on site")
     a = store.get_alert("a1")
     assert a is not None and (a["case_status"], a["case_step"]) == ("closed", "rectified")
     assert [e["action"] for e in a["log"]][-3:] == ["rectified", "reopened", "rectified"]
@@ -406,9 +410,9 @@ def test_reopened_closed_case_is_rectified_again(store: Store) -> None:
 
 
 def test_events_never_touch_the_case(store: Store) -> None:
-    store.ingest_event(make_event(seq=1))
-    store.record_step("a1", "stopped", author="op1")
-    store.ingest_event(make_event(seq=2, type_="end"))
+    ingest(store, make_event(seq=1))
+    store.cases.record_step("a1", "stopped", author="op1")
+    ingest(store, make_event(seq=2, type_="end"))
     a = store.get_alert("a1")
     assert a is not None and (a["case_step"], a["event_type"]) == ("stopped", "end")
 
@@ -419,8 +423,8 @@ def test_events_never_touch_the_case(store: Store) -> None:
     [("show", "张三丰", "13812345678"), ("mask", "张**", "138****5678"), ("hide", "", "")],
 )
 def test_csv_export_personal_data(store: Store, mode: str, name: str, phone: str) -> None:
-    store.ingest_event(make_event())
-    store.record_step(
+    ingest(store, make_event())
+    store.cases.record_step(
         "a1", "stopped", author="op1", actor="李四", note="machine stopped", t_done="2026-11-29T08:10:00.000Z"
     )
     text = cases_csv(store, mode)
@@ -440,17 +444,17 @@ def test_csv_export_personal_data(store: Store, mode: str, name: str, phone: str
 
 
 def test_csv_defuses_formulas(store: Store) -> None:
-    store.ingest_event(make_event(zone={**make_event()["zone"], "name": '=HYPERLINK("http://x")'}))
-    store.record_step("a1", "stopped", author="op1", actor="+86 138", note="@SUM(A1)")
+    ingest(store, make_event(zone={**make_event()["zone"], "name": '=HYPERLINK("http://x")'}))
+    store.cases.record_step("a1", "stopped", author="op1", actor="+86 138", note="@SUM(A1)")
     row = next(csv.DictReader(io.StringIO(cases_csv(store, "show").lstrip("\ufeff"))))
     assert row["zone_name"].startswith("'=") and row["stopped_actor"] == "'+86 138"
     assert row["stopped_note"] == "'@SUM(A1)" and row["lat"] == "38.701"
 
 
 def test_notice_leaves_out_dismissed_cases(store: Store) -> None:
-    store.ingest_event(make_event("a"))
-    store.ingest_event(make_event("b"))
-    store.dismiss("b", "op1", "false alarm")
+    ingest(store, make_event("a"))
+    ingest(store, make_event("b"))
+    store.cases.dismiss("b", "op1", "false alarm")
     rows = notice_rows(store, "mask")
     assert [r["alert_id"] for r in rows] == ["a"]
     assert rows[0]["responsible"] == "张** 138****5678"
@@ -473,7 +477,7 @@ def test_mask_phone(value: str, masked: str) -> None:
 # ---- operators ----------------------------------------------------------------------------------------
 def test_operator_password_is_hashed_and_verified(store: Store) -> None:
     auth.add_operator(store, "alice", "correct horse", "张三")
-    row = store.operator("alice")
+    row = store.operators.get("alice")
     assert (
         row is not None and "correct horse" not in row["password_hash"] and row["password_hash"].startswith("$argon2")
     )
@@ -629,7 +633,7 @@ def test_postgres_connection_killed_by_the_server_is_replaced(postgres_url: str)
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
         store = Store(f"{postgres_url}?options=-csearch_path%3D{schema}&application_name={schema}")
-        store.ingest_event(make_event("a1"))  # leaves an idle pooled connection
+        ingest(store, make_event("a1"))  # leaves an idle pooled connection
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (schema,))
     with pytest.raises(psycopg.OperationalError):
         store.list_alerts()

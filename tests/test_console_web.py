@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Broker
 from flask.testing import FlaskClient
-from test_console_store import make_event
+from test_console_store import ingest, make_event
 
 from pipeline.console import auth
 from pipeline.console.config import ConsoleConfig
@@ -35,7 +35,7 @@ def setup(tmp_path: Path, operators_db: Path) -> tuple[Store, FlaskClient]:
     db = tmp_path / "r.sqlite"
     shutil.copyfile(operators_db, db)
     store = Store(f"sqlite:///{db}")
-    store.ingest_event(make_event("a1"))
+    ingest(store, make_event("a1"))
     store.ingest_snapshot("a1", b"\xff\xd8jpeg")
     config = ConsoleConfig.model_validate(
         {"database_url": f"sqlite:///{db}", "privacy": {"notice": "mask", "csv": "hide"}}
@@ -142,7 +142,7 @@ def test_steps_by_two_operators_are_recorded_with_their_authors(
 def test_list_detail_snapshot_map_and_filters(setup: tuple[Store, FlaskClient]) -> None:
     store, client = setup
     login(client, "alice", "alice-password")
-    store.ingest_event(make_event("b1", cls="fire", township="西沟乡"))
+    ingest(store, make_event("b1", cls="fire", township="西沟乡"))
     alerts = client.get("/api/alerts?status=open").get_json()
     assert {a["alert_id"] for a in alerts["alerts"]} == {"a1", "b1"}
     assert alerts["facets"]["township"] == ["东沟乡", "西沟乡"]

@@ -7,7 +7,8 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from pipeline.console.store import CaseError, Store
+from pipeline.console.cases import CaseError
+from pipeline.console.store import Store
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_CHARS = 8
@@ -32,20 +33,20 @@ def add_operator(store: Store, username: str, password: str, display_name: str =
     problem = check_new_password(password)
     if problem:
         raise ValueError(f"password: {problem}")
-    store.add_operator(username, _hasher.hash(password), display_name.strip() or username)
+    store.operators.add(username, _hasher.hash(password), display_name.strip() or username)
 
 
 def set_password(store: Store, username: str, password: str) -> None:
     problem = check_new_password(password)
     if problem:
         raise ValueError(f"password: {problem}")
-    if not store.set_password_hash(username, _hasher.hash(password)):
+    if not store.operators.set_password_hash(username, _hasher.hash(password)):
         raise CaseError(f"no operator {username!r}")
 
 
 def verify(store: Store, username: str, password: str) -> dict[str, str] | None:
     """The operator (username, display_name) when the password matches, else None."""
-    row = store.operator(username) if USERNAME_RE.match(username) else None
+    row = store.operators.get(username) if USERNAME_RE.match(username) else None
     try:
         _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -53,5 +54,5 @@ def verify(store: Store, username: str, password: str) -> dict[str, str] | None:
     if row is None:
         return None
     if _hasher.check_needs_rehash(row["password_hash"]):
-        store.set_password_hash(username, _hasher.hash(password))
+        store.operators.set_password_hash(username, _hasher.hash(password))
     return {"username": str(row["username"]), "display_name": str(row["display_name"])}

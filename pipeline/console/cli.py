@@ -100,13 +100,14 @@ def _store_from(args: argparse.Namespace) -> tuple[object, ConsoleConfig | None]
 
 def _operators(sub: str, args: argparse.Namespace) -> int:
     from pipeline.console import auth
-    from pipeline.console.store import CaseError, Store
+    from pipeline.console.cases import CaseError
+    from pipeline.console.store import Store
 
     store, _ = _store_from(args)
     assert isinstance(store, Store)
     try:
         if sub == "users":
-            for op in store.operators():
+            for op in store.operators.all():
                 print(f"{op['username']:<24} {op['display_name']:<24} since {op['created_at']}")
             return 0
         password = _read_password(args)
@@ -156,7 +157,7 @@ def _run(config: ConsoleConfig) -> int:
     store = Store(config.database_url)
     ingestor = Ingestor(config.mqtt, store)
     app = create_app(config, store, ingestor.status)
-    if not store.operators():
+    if not store.operators.all():
         log.warning("no operator yet: add one with `minewatch console adduser --config … NAME`")
     try:
         # werkzeug exits the process on a busy port; find out first, to say it in one line

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipeline.console.store import STEP_LABELS_ZH, STEPS, Store
+from pipeline.console.cases import STEP_LABELS_ZH, STEPS
+from pipeline.console.store import AlertListRow, Store
 
 CSV_HEAD = [
     "alert_id",
@@ -58,7 +59,7 @@ def personal(value: str | None, mode: str, phone: bool = False) -> str:
     return value
 
 
-def _responsible(alert: dict[str, Any]) -> tuple[str, str]:
+def _responsible(alert: AlertListRow) -> tuple[str, str]:
     zone = alert["payload"].get("zone") or {}
     resp = zone.get("responsible") or {}
     return str(resp.get("name") or ""), str(resp.get("phone") or "")
@@ -74,7 +75,7 @@ def defuse(value: Any) -> Any:
 
 def cases_csv(store: Store, mode: str) -> str:
     """One row per case; for each step its time, actor, note, author and recording time. UTF-8 with BOM."""
-    logs = store.case_logs()
+    logs = store.cases.logs()
     head = CSV_HEAD + [f"{s}_{c}" for s in STEPS for c in STEP_COLS] + ["dismissed_or_reopened"]
     buf = io.StringIO()
     buf.write("\ufeff")
@@ -135,7 +136,7 @@ def local_time(iso_z: str, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def notice_rows(store: Store, mode: str, include_open: bool = True, tz: str = "Asia/Shanghai") -> list[dict[str, Any]]:
     """Cases for the public notice: every case not dismissed (closed ones only with include_open=False)."""
-    logs = store.case_logs()
+    logs = store.cases.logs()
     rows = []
     for a in sorted(store.list_alerts(limit=10**9), key=lambda r: (r["t_first"], r["alert_id"])):
         if a["case_status"] == "dismissed" or (not include_open and a["case_status"] != "closed"):

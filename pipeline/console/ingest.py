@@ -27,7 +27,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from pipeline.console.config import ConsoleMqttConfig
-from pipeline.console.store import EventError, Store, parse_event
+from pipeline.console.db import now_iso
+from pipeline.console.store import EventRecord, Store
 from pipeline.logs import get_logger
 
 log = get_logger("console.ingest")
@@ -47,6 +48,72 @@ class IngestStats:
     unacked: int = 0
     connects: int = 0
     alert_ids: list[str] = field(default_factory=list)  # new alerts this instance stored, in order
+
+
+class EventError(ValueError):
+    """An event message that is not a minewatch event (bad JSON, missing alert_id/seq)."""
+
+
+def parse_event(raw: bytes) -> EventRecord:
+    """Decode an event message and check the fields the register needs; raises :class:`EventError`."""
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventError(f"not JSON: {exc}") from None
+    if not isinstance(event, dict):
+        raise EventError(f"expected a JSON object, found {type(event).__name__}")
+    schema = str(event.get("schema", ""))
+    if not schema.startswith("minewatch.event/"):
+        raise EventError(f"expected schema minewatch.event/…, found {schema!r}")
+    for key, kind in (("alert_id", str), ("seq", int), ("box_id", str), ("type", str), ("class", str)):
+        if not isinstance(event.get(key), kind) or isinstance(event.get(key), bool):
+            raise EventError(f"field {key}: expected {kind.__name__}, found {event.get(key)!r}")
+    if not isinstance(event.get("camera"), dict) or not isinstance(event["camera"].get("id"), str):
+        raise EventError("field camera.id: expected a string")
+    return to_record(event)
+
+
+def to_record(event: dict[str, Any]) -> EventRecord:
+    """The register's view of a checked event message."""
+    now = now_iso()
+    zone = event.get("zone") or {}
+    loc = event.get("location") or {}
+    cam = event.get("camera") or {}
+    return EventRecord(
+        alert_id=str(event["alert_id"]),
+        seq=int(event["seq"]),
+        event_type=str(event["type"]),
+        box_id=str(event["box_id"]),
+        camera_id=str(cam.get("id")),
+        camera_name=str(cam.get("name") or ""),
+        class_name=str(event["class"]),
+        rule=str(event.get("rule") or ""),
+        score=_float(event.get("score")),
+        township=_str(zone.get("township")),
+        zone_kind=_str(zone.get("kind")),
+        zone_id=_str(zone.get("id")),
+        zone_name=_str(zone.get("name")),
+        lat=_float(loc.get("lat")),
+        lon=_float(loc.get("lon")),
+        t_first=str(event.get("t_first") or event.get("t_event") or now),
+        t_last=str(event.get("t_last") or event.get("t_event") or now),
+        tower_lat=_float(cam.get("lat")),
+        tower_lon=_float(cam.get("lon")),
+        tower_pan_deg=_float(cam.get("pan_deg")),
+        tower_hfov_deg=_float(cam.get("hfov_deg")),
+        payload=event,
+    )
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None or v == "" else str(v)
 
 
 def topic_filters(cfg: ConsoleMqttConfig) -> list[tuple[str, bool]]:
@@ -215,7 +282,7 @@ class Ingestor:
                     if result.new_alert:
                         self.stats.alert_ids.append(result.alert_id)
             if not result.duplicate:
-                log.info("%s %s seq %s from %s", event["type"], result.alert_id, event["seq"], box_id)
+                log.info("%s %s seq %s from %s", event.event_type, result.alert_id, event.seq, box_id)
         elif len(rest) == 2 and rest[0] == "snapshots" and rest[1]:
             if not payload.startswith(b"\xff\xd8"):
                 self.stats.invalid += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def configured_towers(config: ConsoleConfig) -> list[dict[str, Any]]:
     return towers
 
 
-def merge_towers(configured: list[dict[str, Any]], seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_towers(configured: list[dict[str, Any]], seen: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Configured towers, updated by what events and status messages said (pose, status)."""
     by_key: dict[tuple[str, str], dict[str, Any]] = {(t["box_id"], t["camera_id"]): dict(t) for t in configured}
     for row in seen:

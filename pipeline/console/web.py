@@ -22,7 +22,9 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template, re
 from werkzeug.wrappers import Response as WResponse
 
 from pipeline.console import auth
+from pipeline.console.cases import STATUSES, STEP_LABELS_ZH, STEPS, CaseError, next_step
 from pipeline.console.config import ConsoleConfig
+from pipeline.console.db import now_iso
 from pipeline.console.export import cases_csv, local_time, notice_rows
 from pipeline.console.mapdata import (
     configured_towers,
@@ -31,7 +33,7 @@ from pipeline.console.mapdata import (
     to_gcj02_features,
     to_gcj02_point,
 )
-from pipeline.console.store import STATUSES, STEP_LABELS_ZH, STEPS, CaseError, Store, next_step, now_iso
+from pipeline.console.store import AlertListRow, Store
 from pipeline.logs import get_logger
 
 log = get_logger("console.web")
@@ -78,7 +80,7 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         name = session.get("user")
         if not name:
             return None
-        row = store.operator(str(name))
+        row = store.operators.get(str(name))
         if row is None:
             return None
         return {"username": str(row["username"]), "display_name": str(row["display_name"])}
@@ -183,10 +185,11 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
 
     @app.get("/api/alerts/<alert_id>")
     def api_alert(alert_id: str) -> WResponse:
-        row = store.get_alert(alert_id)
-        if row is None:
+        alert = store.get_alert(alert_id)
+        if alert is None:
             return _json_error(f"no alert {alert_id}", 404)
-        row["next_step"] = next_step(row["case_step"]) if row["case_status"] == "open" else None
+        row: dict[str, Any] = dict(alert)
+        row["next_step"] = next_step(alert["case_step"]) if alert["case_status"] == "open" else None
         return jsonify(row)
 
     @app.get("/snapshots/<alert_id>.jpg")
@@ -203,7 +206,7 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         u = user()
         assert u is not None
         try:
-            store.record_step(
+            store.cases.record_step(
                 alert_id,
                 str(body.get("step", "")),
                 author=u["username"],
@@ -226,11 +229,11 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         note = str(body.get("note", "")).strip()
         try:
             if action == "dismiss":
-                store.dismiss(alert_id, u["username"], note)
+                store.cases.dismiss(alert_id, u["username"], note)
             elif action == "reopen":
-                store.reopen(alert_id, u["username"], note)
+                store.cases.reopen(alert_id, u["username"], note)
             elif action == "note":
-                store.add_note(alert_id, u["username"], note)
+                store.cases.add_note(alert_id, u["username"], note)
             else:
                 return _json_error(f"unknown action {action}", 404)
         except CaseError as exc:
@@ -244,7 +247,9 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         if gcj02:
             for t in towers:
                 t["lat"], t["lon"] = to_gcj02_point(t.get("lat"), t.get("lon"))
-        boxes = {b["box_id"]: {"box_id": b["box_id"], "available": b["available"], "t": b["t"]} for b in store.boxes()}
+        boxes: dict[str, dict[str, str | None]] = {
+            b["box_id"]: {"box_id": b["box_id"], "available": b["available"], "t": b["t"]} for b in store.boxes()
+        }
         for box in config.boxes:
             boxes.setdefault(box.id, {"box_id": box.id, "available": "unknown", "t": None})["name"] = box.name
         return jsonify(
@@ -306,7 +311,8 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
     return app
 
 
-def _summary(r: dict[str, Any]) -> dict[str, Any]:
+def _summary(row: AlertListRow) -> dict[str, Any]:
+    r: dict[str, Any] = dict(row)
     p = r.pop("payload")
     loc = p.get("location") or {}
     cam = p.get("camera") or {}
