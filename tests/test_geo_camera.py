@@ -41,14 +41,15 @@ def test_hand_worked_100m_tower_looking_down_1deg_sees_ground_at_5_73_km() -> No
 
 
 def test_hand_worked_with_curvature_and_refraction() -> None:
-    """The ground falls (1−k)s²/2R below the horizontal: solve s·tan1° = 100 + 0.87 s²/2R by the textbook formula."""
+    """The ground falls (1−k)s²/2R below the horizontal: solve s·tan1° = 100 + 0.87 s²/2R by the textbook formula;
+    the tangent-frame distance s is R/(R+500 m) of a sea-level surface distance (the local frame's metres)."""
     a = 0.87 / (2 * EARTH_RADIUS_M)
     tan1 = math.tan(math.radians(1.0))
     s_expected = (tan1 - math.sqrt(tan1 * tan1 - 4 * a * 100.0)) / (2 * a)  # the nearer root
     assert 5850 < s_expected < 5880  # ≈ 134 m further than on a flat Earth
     fix = flat(curvature=True).locate(Pose(0.0, -1.0, 30.0), WH, CENTRE, NO_SIGMA)[0]
     assert fix is not None
-    assert fix.range_m == pytest.approx(s_expected, abs=0.05)
+    assert fix.range_m == pytest.approx(s_expected * EARTH_RADIUS_M / (EARTH_RADIUS_M + 500.0), abs=0.05)
 
 
 @pytest.mark.parametrize(("pan", "bearing"), [(0.0, 0.0), (30.0, 30.0), (90.0, 90.0), (-90.0, 270.0), (400.0, 40.0)])
@@ -265,7 +266,7 @@ def test_probe_in_one_pass_equals_one_ray_per_perturbation(k1: float, roll_deg: 
         p = Pose(pose.pan_deg + d_pan, pose.tilt_deg + d_tilt, pose.hfov_deg, pose.roll_deg)
         dirs = model.rays(p, (1280, 720), xy + np.array([d_x, d_y]))
         t, code = model.intersect(dirs, np.full(len(xy), d_z))
-        np.testing.assert_allclose(pts[k], t[:, None] * dirs[:, :2], rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(pts[k], model.ground_en(dirs, t), rtol=1e-9, atol=1e-6)
         assert (codes[k] == code).all()
 
 

@@ -221,6 +221,28 @@ class CameraModel:
     def _curv(self) -> float:
         return (1.0 - self.terrain.refraction_k) / (2.0 * EARTH_RADIUS_M) if self.terrain.curvature else 0.0
 
+    def _surface_scale(self, elevation_m: F64) -> F64:
+        """Tangent-frame horizontal metres → surface (sea-level geodesic) metres at ``elevation_m``: R/(R+h).
+
+        A point h metres above sea level at horizontal distance x in the tower's tangent frame lies at the
+        central angle x/(R+h), i.e. x·R/(R+h) along the sea-level surface that the local frame (azimuthal
+        equidistant on the ellipsoid) measures: 1.4 m at 6 km over ground 1500 m high. 1 without curvature.
+        """
+        h = np.asarray(elevation_m, dtype=np.float64)
+        if not self.terrain.curvature:
+            return np.ones_like(h)
+        return np.asarray(EARTH_RADIUS_M / (EARTH_RADIUS_M + h), dtype=np.float64)
+
+    def ground_en(self, dirs: F64, t: F64) -> F64:
+        """(N, 2) local-frame east/north (surface metres, as :class:`LocalFrame` measures) of the points at
+        distances ``t`` (N,) along rays ``dirs`` (N, 3), e.g. where :meth:`intersect` met the ground."""
+        dirs = np.asarray(dirs, dtype=np.float64).reshape(-1, 3)
+        t = np.asarray(t, dtype=np.float64)
+        horiz = t[:, None] * dirs[:, :2]
+        s2 = horiz[:, 0] ** 2 + horiz[:, 1] ** 2
+        elevation = self.camera_z_m + t * dirs[:, 2] + self._curv() * s2  # the ground's height at the hit
+        return np.asarray(horiz * self._surface_scale(elevation)[:, None], dtype=np.float64)
+
     def _intersect_flat(self, dirs: F64, dz: F64) -> tuple[F64, NDArray[np.int8]]:
         h2 = dirs[:, 0] ** 2 + dirs[:, 1] ** 2
         a = self._curv() * h2
@@ -306,8 +328,10 @@ class CameraModel:
         east = t * dirs[:, 0:1]
         north = t * dirs[:, 1:2]
         s2 = east * east + north * north
-        ground = grid.height(east, north) + dz[:, None] - curv * s2
-        return np.asarray(self.camera_z_m + t * dirs[:, 2:3] - ground, dtype=np.float64)
+        z_ray = self.camera_z_m + t * dirs[:, 2:3]
+        scale = self._surface_scale(z_ray + curv * s2)  # the grid is in surface metres, the ray in tangent ones
+        ground = grid.height(east * scale, north * scale) + dz[:, None] - curv * s2
+        return np.asarray(z_ray - ground, dtype=np.float64)
 
     def _why_no_hit(self, dirs: F64, grid: LocalGrid) -> NDArray[np.int8]:
         """A ray that met no DEM cell: above the horizon of the lowest ground, or just too far."""
@@ -408,7 +432,7 @@ class CameraModel:
         d = forward[:, None, :] + xn[..., None] * right[:, None, :] + yn[..., None] * down[:, None, :]
         dirs = (d / np.linalg.norm(d, axis=2, keepdims=True)).reshape(-1, 3)
         t, code = self.intersect(dirs, np.repeat(steps[:, 4], n))
-        return (t[:, None] * dirs[:, :2]).reshape(len(steps), n, 2), code.reshape(len(steps), n)
+        return self.ground_en(dirs, t).reshape(len(steps), n, 2), code.reshape(len(steps), n)
 
     def _miss(self, reason: str) -> None:
         self.miss_counts[reason] = self.miss_counts.get(reason, 0) + 1
@@ -438,8 +462,10 @@ class CameraModel:
 
     def project_local(self, pose: Pose, image_wh: tuple[int, int], east_m: F64, north_m: F64, z_m: F64) -> F64:
         """As :meth:`project`, for points in the tower's local frame (metres; z above sea level)."""
-        east = np.asarray(east_m, np.float64)
-        north = np.asarray(north_m, np.float64)
+        z = np.asarray(z_m, np.float64)
+        inv_scale = 1.0 / self._surface_scale(z)  # surface metres → the tangent frame's (R+h)/R
+        east = np.asarray(east_m, np.float64) * inv_scale
+        north = np.asarray(north_m, np.float64) * inv_scale
         up = np.asarray(z_m, np.float64) - self._curv() * (east * east + north * north) - self.camera_z_m
         v = np.stack([east, north, up], axis=-1)
         ax = camera_axes(pose.pan_deg, pose.tilt_deg, pose.roll_deg)

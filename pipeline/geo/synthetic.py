@@ -203,8 +203,9 @@ def run_trials(
             continue
         te, tn = model.frame.to_local_m(lat, lon)
         ray = model.rays(pose, image_wh, px[None, :])
-        t_hit = float(truth_model.intersect(ray)[0][0])
-        if not math.isfinite(t_hit) or math.hypot(t_hit * ray[0, 0] - te, t_hit * ray[0, 1] - tn) > 1.0:
+        t_hit = truth_model.intersect(ray)[0]
+        hit_en = truth_model.ground_en(ray, t_hit)[0]
+        if not math.isfinite(float(t_hit[0])) or math.hypot(hit_en[0] - te, hit_en[1] - tn) > 1.0:
             continue  # hidden behind nearer ground: not visible from this tower
         noisy = Pose(
             pose.pan_deg + rng.normal(0, sigma.pan_deg), pose.tilt_deg + rng.normal(0, sigma.tilt_deg), pose.hfov_deg
