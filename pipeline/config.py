@@ -52,6 +52,15 @@ class PoseSigma(Strict):
     pixel_px: float = Field(
         2.0, ge=0, le=100, description="1 σ error of a box's bottom edge in pixels (box jitter, occlusion)."
     )
+    height_m: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="1 σ error of the camera's height above sea level (ground_elevation_m + mast_height_m): ~0.3"
+        " for a surveyed (GNSS) tower, 1 from drawings, 5–10 when the foot's elevation is read off a map or"
+        " DEM. Too low: ellipses too short at grazing angles (a 1 m error unaccounted drops the 90 % ellipse's"
+        " coverage to ~78 %); too high: needlessly long ellipses. docs/GEO.md says how to choose it.",
+    )
 
 
 class ReaderConfig(Strict):

@@ -13,7 +13,7 @@ from pipeline.types import Pose
 
 WH = (1920, 1080)
 MODEL = CameraModel("cal", 26.5, 107.6, 500.0, 40.0, Terrain(vertical_sigma_m=0.0))
-NO_SIGMA = PoseSigma(pan_deg=0.0, tilt_deg=0.0, pixel_px=0.0)
+NO_SIGMA = PoseSigma(pan_deg=0.0, tilt_deg=0.0, pixel_px=0.0, height_m=0.0)
 
 
 def landmarks(true_pose: Pose, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

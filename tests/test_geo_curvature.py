@@ -22,7 +22,7 @@ from pipeline.geo.terrain import Terrain
 from pipeline.types import Pose
 
 WH = (1920, 1080)
-NO_SIGMA = PoseSigma(pan_deg=0.0, tilt_deg=0.0, pixel_px=0.0)
+NO_SIGMA = PoseSigma(pan_deg=0.0, tilt_deg=0.0, pixel_px=0.0, height_m=0.0)
 GROUND_M = 1500.0
 MAST_M = 400.0  # a steep enough line of sight that the ellipsoid's own radius (vs the mean R) costs < 0.1 m
 GEOD = pyproj.Geod(ellps="WGS84")

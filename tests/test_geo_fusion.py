@@ -17,7 +17,7 @@ from pipeline.types import GroundFix, Pose
 WH = (1920, 1080)
 LAT0, LON0 = 26.5, 107.6
 FRAME = LocalFrame(LAT0, LON0)
-SIG = PoseSigma(pan_deg=0.1, tilt_deg=0.1, pixel_px=1.0)
+SIG = PoseSigma(pan_deg=0.1, tilt_deg=0.1, pixel_px=1.0, height_m=0.0)
 TERRAIN = Terrain(curvature=True, vertical_sigma_m=0.0)
 
 

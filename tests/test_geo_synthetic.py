@@ -23,7 +23,8 @@ from pipeline.geo.terrain import Terrain
 
 pytest.importorskip("rasterio")
 
-SIGMA = PoseSigma(pan_deg=0.1, tilt_deg=0.1, pixel_px=1.0)
+# the towers stand exactly where the model says (height σ 0)
+SIGMA = PoseSigma(pan_deg=0.1, tilt_deg=0.1, pixel_px=1.0, height_m=0.0)
 A = syn.A_TOWER  # on the 830 m hill at the origin
 B = syn.B_TOWER  # on the ridge to the north-east
 

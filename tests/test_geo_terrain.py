@@ -21,7 +21,7 @@ from pipeline.types import Pose
 pytest.importorskip("rasterio")
 
 WH = (1920, 1080)
-NO_SIGMA = PoseSigma(pan_deg=0.0, tilt_deg=0.0, pixel_px=0.0)
+NO_SIGMA = PoseSigma(pan_deg=0.0, tilt_deg=0.0, pixel_px=0.0, height_m=0.0)
 ORIGIN = (syn.ORIGIN_LAT, syn.ORIGIN_LON)
 
 

@@ -12,8 +12,10 @@ Conventions (see docs/GEO.md):
 * Ground: :class:`~pipeline.geo.terrain.Terrain` (flat at the tower's foot, or a DEM), lowered by Earth
   curvature and refraction. The ray is straight.
 
-Uncertainty: pan, tilt (``PoseSigma``), the pixel position (x and y, ``pixel_px``) and the ground's vertical
-error are independent sources. Each is probed at ±k σ with k = √χ²₂(0.90) = 2.146 (where the 90 % ellipse's
+Uncertainty: pan, tilt (``PoseSigma``), the pixel position (x and y, ``pixel_px``) and the vertical error
+(the ground model's ``terrain.vertical_sigma_m`` and the camera's own height, ``pose_sigma.height_m``, which
+move a hit identically and so combine as one source of √(σ_g² + σ_t²)) are independent sources.
+Each is probed at ±k σ with k = √χ²₂(0.90) = 2.146 (where the 90 % ellipse's
 edge lies along that source); the longer of the two ground displacements, divided by k, is that source's
 column cᵢ of σ·J, and ``cov = Σ cᵢ cᵢᵀ``. For a linear error this is exactly first-order propagation; for the
 skewed range error of grazing rays it makes the ellipse reach the far tail instead of averaging it away. When
@@ -221,6 +223,11 @@ class CameraModel:
     def _curv(self) -> float:
         return (1.0 - self.terrain.refraction_k) / (2.0 * EARTH_RADIUS_M) if self.terrain.curvature else 0.0
 
+    def vertical_sigma_m(self, sigma: PoseSigma | None = None) -> float:
+        """1 σ of the camera's height above the ground it sees: the ground model's and the tower's own error."""
+        sig = sigma or self.pose_sigma
+        return math.hypot(self.terrain.vertical_sigma_m, sig.height_m)
+
     def _surface_scale(self, elevation_m: F64) -> F64:
         """Tangent-frame horizontal metres → surface (sea-level geodesic) metres at ``elevation_m``: R/(R+h).
 
@@ -355,7 +362,11 @@ class CameraModel:
         if n == 0:
             return []
         sig = sigma or self.pose_sigma
-        sigmas = np.array([sig.pan_deg, sig.tilt_deg, sig.pixel_px, sig.pixel_px, self.terrain.vertical_sigma_m])
+        # raising the camera by δ moves every hit exactly as lowering the ground by δ does, so the tower's own
+        # height error and the ground model's are one source of σ √(σ_ground² + σ_tower²)
+        sigmas = np.array(
+            [sig.pan_deg, sig.tilt_deg, sig.pixel_px, sig.pixel_px, self.vertical_sigma_m(sig)]
+        )
         active = np.flatnonzero(sigmas > 0)
         # pass 1: the fix itself and ±k σ of every error source (k = 2.146: where the 90 % ellipse's edge lies)
         steps = [np.zeros(5)]
