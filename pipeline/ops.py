@@ -38,6 +38,13 @@ CAMERA_GAUGES = {
 }
 
 
+def _number(value: object) -> float | None:
+    """A health value as a sample, or None when the camera has not reported it yet (None, missing)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 class PipelineCollector(Collector):
     """Reads the live counters of a running :class:`~pipeline.daemon.Daemon` at scrape time."""
 
@@ -49,14 +56,16 @@ class PipelineCollector(Collector):
         for key, help_ in CAMERA_COUNTERS.items():
             fam = CounterMetricFamily(f"minewatch_camera_{key.removesuffix('_total')}", help_, labels=["camera"])
             for cam, health in snap["cameras"].items():
-                if key in health:
-                    fam.add_metric([cam], float(health[key]))
+                value = _number(health.get(key))
+                if value is not None:
+                    fam.add_metric([cam], value)
             yield fam
         for key, help_ in CAMERA_GAUGES.items():
             fam_g = GaugeMetricFamily(f"minewatch_camera_{key}", help_, labels=["camera"])
             for cam, health in snap["cameras"].items():
-                if key in health:
-                    fam_g.add_metric([cam], float(health[key]))
+                value = _number(health.get(key))
+                if value is not None:  # no frame yet (lag_s None): no sample, as Prometheus wants
+                    fam_g.add_metric([cam], value)
             yield fam_g
         online = GaugeMetricFamily("minewatch_camera_online", "1 when the camera delivers frames.", labels=["camera"])
         for cam, health in snap["cameras"].items():
@@ -104,14 +113,18 @@ class OpsServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 path = self.path.split("?")[0]
-                if path == "/metrics":
-                    body, ctype, code = generate_latest(registry_), "text/plain; version=0.0.4", 200
-                elif path in ("/health", "/healthz"):
-                    report = health_()
-                    body = json.dumps(report, indent=2, ensure_ascii=False).encode()
-                    ctype, code = "application/json", 200 if report.get("healthy") else 503
-                else:
-                    body, ctype, code = b"not found: try /health or /metrics\n", "text/plain", 404
+                try:
+                    if path == "/metrics":
+                        body, ctype, code = generate_latest(registry_), "text/plain; version=0.0.4", 200
+                    elif path in ("/health", "/healthz"):
+                        report = health_()
+                        body = json.dumps(report, indent=2, ensure_ascii=False).encode()
+                        ctype, code = "application/json", 200 if report.get("healthy") else 503
+                    else:
+                        body, ctype, code = b"not found: try /health or /metrics\n", "text/plain", 404
+                except Exception as exc:  # a bug in a reader: answer 500 and log one line, never drop the socket
+                    log.error("%s failed: %s: %s", path, type(exc).__name__, exc)
+                    body, ctype, code = f"internal error: {type(exc).__name__}\n".encode(), "text/plain", 500
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
