@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -431,3 +432,21 @@ def test_replay_footage_through_the_pipeline(site: Path) -> None:
     assert "pit in" in res.stdout and "closed_mine" in res.stdout and "1 alert(s)" in res.stdout
     res = zones("test", "--footage", str(site / "missing.mp4"), "--camera", "t1", cwd=site)
     assert res.returncode == 2 and "missing.mp4: expected an existing video file, found no such file" in res.stderr
+
+
+@pytest.mark.parametrize("before_command", [True, False])
+@pytest.mark.parametrize("option", ["--zones-dir", "--config"])
+def test_folder_options_count_before_or_after_the_command(site: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch, option: str,
+                                                          before_command: bool) -> None:
+    """``zones --zones-dir X remove ID`` (the order `zones --help` shows) acts on X, not on the default folder."""
+    other = tmp_path_factory.mktemp("other")
+    shutil.copytree(site / "zones", other / "zones")
+    (other / "cameras.yaml").write_text((site / "cameras.yaml").read_text(), encoding="utf-8")
+    value = str(other / "zones") if option == "--zones-dir" else str(other / "cameras.yaml")
+    args = [option, value, "remove", "west"] if before_command else ["remove", "west", option, value]
+    res = zones_here(*args, cwd=site, capsys=capsys, monkeypatch=monkeypatch)
+    assert res.returncode == 0, res.stderr
+    assert not (other / "zones" / "west.geojson").exists()
+    assert (site / "zones" / "west.geojson").exists()  # the default folder is untouched

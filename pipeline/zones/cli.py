@@ -1012,17 +1012,28 @@ def _wh(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common(sub_level: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after the command's name. Below the command the defaults
+    are suppressed, so that ``zones --config X list`` keeps X (argparse would reset it to the default)."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if sub_level else value
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default="cameras.yaml", help="cameras.yaml: zones folder and cameras")
-    common.add_argument("--zones-dir", type=Path, help="zones folder (default: zones.dir of the config)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--max-range-m", type=float, default=DEFAULT_MAX_RANGE_M,
-                        help="a camera sees a zone only within this range (default %(default)g m)")
-    common.add_argument("--image-wh", type=_wh, default=DEFAULT_IMAGE_WH,
+    common.add_argument("--config", default=default("cameras.yaml"), help="cameras.yaml: zones folder and cameras")
+    common.add_argument("--zones-dir", type=Path, default=default(None),
+                        help="zones folder (default: zones.dir of the config)")
+    common.add_argument("--json", action="store_true", default=default(False), help="machine-readable output")
+    common.add_argument("--max-range-m", type=float, default=default(DEFAULT_MAX_RANGE_M),
+                        help=f"a camera sees a zone only within this range (default {DEFAULT_MAX_RANGE_M:g} m)")
+    common.add_argument("--image-wh", type=_wh, default=default(DEFAULT_IMAGE_WH),
                         help="frame size used for visibility when no frame is at hand (default 1920x1080)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(sub_level=True)
     parser = argparse.ArgumentParser(prog=PROG, description="List, import, validate, edit, preview, test and export"
-                                     " zones (docs/ZONES_CLI.md).", parents=[common])
+                                     " zones (docs/ZONES_CLI.md).", parents=[_common(sub_level=False)])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[Context, argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
