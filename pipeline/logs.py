@@ -7,7 +7,11 @@ import logging
 import sys
 import time
 
+from pipeline.errors import UserError
 from pipeline.redact import RedactingFilter
+
+#: the levels ``--log-level`` takes (any case)
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def get_logger(stage: str, camera_id: str | None = None) -> logging.Logger:
@@ -30,7 +34,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", json_format: bool = False) -> None:
-    """Configure the root logger once: stderr, redaction on every record."""
+    """Configure the root logger once: stderr, redaction on every record. An unknown level is a
+    :class:`UserError` (one line, exit 2), raised before anything is changed."""
+    if level.upper() not in LEVELS:
+        raise UserError("--log-level", None, f"one of {', '.join(LEVELS)}", level)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     if json_format:
