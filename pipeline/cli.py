@@ -1,5 +1,6 @@
 """``minewatch`` command line. Each subcommand lives in its stage's module and is imported lazily,
-so that ``minewatch config check`` does not load onnxruntime and nothing here loads torch."""
+so that ``minewatch zones list`` does not load onnxruntime and nothing here loads torch (``config check``
+does: it loads the model as ``run`` would)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from pipeline.errors import UserError
+from pipeline.errors import Problems, UserError
 
 #: subcommand → "module:function"; the function takes the remaining argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except UserError as exc:
         print(f"minewatch {name}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Problems as exc:  # several mistakes found together: one line each
+        for err in exc.errors:
+            print(f"minewatch {name}: {err}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -13,9 +13,8 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import Polygon
 
-from pipeline.errors import UserError
+from pipeline.errors import Problems, UserError
 from pipeline.zones import io
-from pipeline.zones.io import Problems
 
 LAT0, LON0 = 38.70, 111.60  # Kelan County, Shanxi: CGCS2000 3° GK zone 37 (CM 111°E), 6° zone 19 (CM 111°E)
 M_PER_DEG_LAT = 111_000.0

@@ -26,10 +26,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.config import CameraConfig, Config, load_config
-from pipeline.errors import UserError
+from pipeline.errors import Problems, UserError
 from pipeline.types import CLASSES
 from pipeline.zones import io
-from pipeline.zones.io import Problems
 from pipeline.zones.model import (
     ZONE_KINDS,
     Zone,

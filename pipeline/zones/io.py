@@ -34,7 +34,7 @@ from pyproj.exceptions import CRSError
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from pipeline.errors import UserError
+from pipeline.errors import Problems, UserError, raise_all  # noqa: F401  (Problems: re-exported)
 from pipeline.zones.model import PROPERTY_ORDER  # written first, in this order; others follow sorted
 
 #: decimals of a written lon/lat: 1e-8° is 1.1 mm of latitude.
@@ -68,23 +68,6 @@ class RawFeature:
     def label(self) -> str:
         ident = self.properties.get("id", self.feature_id)
         return f"feature[{self.index}]" + (f" (id={ident})" if ident not in (None, "") else "")
-
-
-class Problems(Exception):
-    """Several user mistakes found together; each is one line (``str`` of a :class:`UserError`)."""
-
-    exit_code = 2
-
-    def __init__(self, errors: list[UserError]) -> None:
-        self.errors = errors
-        super().__init__("\n".join(str(e) for e in errors))
-
-
-def raise_all(errors: list[UserError]) -> None:
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise Problems(errors)
 
 
 # --------------------------------------------------------------------------------------------- readers
