@@ -7,9 +7,11 @@ mistake into a one-line :class:`~pipeline.errors.UserError` (exit code 2).
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -474,8 +476,7 @@ class MqttConfig(Strict):
         if self.password_env and self.password_file:
             raise ValueError("give password_env or password_file, not both")
         if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError(f"reconnect_min_s ({self.reconnect_min_s}) must be ≤ reconnect_max_s"
-                             f" ({self.reconnect_max_s})")
+            raise ValueError("reconnect_min_s ≤ reconnect_max_s")
         return self
 
     def password(self) -> str | None:
@@ -533,7 +534,7 @@ class AlertsConfig(Strict):
     @model_validator(mode="after")
     def _hits_in_window(self) -> AlertsConfig:
         if self.confirm_hits > self.confirm_window:
-            raise ValueError(f"confirm_hits ({self.confirm_hits}) must be ≤ confirm_window ({self.confirm_window})")
+            raise ValueError("confirm_hits ≤ confirm_window")
         return self
 
 
@@ -842,18 +843,58 @@ def _loc(loc: tuple[int | str, ...], data: Any) -> str:
     return "".join(parts) or "(top level)"
 
 
-def validation_error_to_user_error(source: str, exc: ValidationError, data: Any) -> UserError:
+def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model under ``root`` that holds the field at ``loc`` (list indexes and dict keys skipped)."""
+    model: type[BaseModel] | None = root
+    for item in loc:
+        if model is None:
+            return None
+        if isinstance(item, int) or item not in model.model_fields:
+            continue
+        model = _inner_model(model.model_fields[item].annotation)
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside ``X``, ``X | None``, ``list[X]``, ``dict[str, X]``, ``Annotated[X, …]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def nearest_name(name: str, known: list[str]) -> str | None:
+    """The known name closest to a mistyped one (``mast_hieght_m`` → ``mast_height_m``), or None."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def validation_error_to_user_error(source: str, exc: ValidationError, data: Any,
+                                   root: type[BaseModel] | None = None) -> UserError:
+    """The first error as one line; ``root`` (default :class:`Config`) is the model that was validated,
+    for suggesting the nearest known name of a mistyped field."""
     err = exc.errors()[0]
     field = _loc(tuple(err["loc"]), data)
     kind = err["type"]
     found: object = err.get("input")
+    msg = str(err["msg"]).removeprefix("Value error, ")
     if kind == "extra_forbidden":
-        expected = "only known fields (see `minewatch config check --help` and docs/CONFIG.md)"
-        found = f"unknown field {str(err['loc'][-1])!r}"
+        name = str(err["loc"][-1])
+        model = _model_at(root or Config, tuple(err["loc"][:-1]))
+        guess = nearest_name(name, list(model.model_fields)) if model is not None else None
+        expected = "only known fields " + (f"(did you mean {guess!r}?)" if guess else "(see docs/CONFIG.md)")
+        found = f"unknown field {name!r}"
     elif kind == "missing":
         expected, found = "this required field", "nothing"
+    elif isinstance(found, dict):  # a check across fields: name the fields it concerns, not the whole section
+        expected = msg
+        named = [f"{k} {v!r}" for k, v in found.items() if re.search(rf"\b{re.escape(str(k))}\b", msg)]
+        found = ", ".join(named) if named else "fields " + ", ".join(map(str, found))
     else:
-        expected = err["msg"].removeprefix("Value error, ").replace("Input should be ", "")
+        expected = msg.replace("Input should be ", "")
     if isinstance(found, str):
         found = redact_url(found)
     more = len(exc.errors()) - 1

@@ -244,6 +244,6 @@ def load_console_config(path: str | Path) -> ConsoleConfig:
     try:
         config = ConsoleConfig.model_validate(data)
     except ValidationError as exc:
-        raise validation_error_to_user_error(str(path), exc, data) from None
+        raise validation_error_to_user_error(str(path), exc, data, ConsoleConfig) from None
     _resolve(config, path.resolve().parent)
     return config

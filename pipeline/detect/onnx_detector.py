@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,21 @@ def _parse_imgsz(raw: str | None) -> int | None:
     return None
 
 
+def not_onnx_reason(path: Path, exc: Exception) -> str:
+    """Why onnxruntime refused a model file, in words (not its protobuf message, which repeats the path)."""
+    text = str(exc).strip()
+    head = path.read_bytes()[:200] if path.is_file() else b""
+    if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text:
+        sample = head.decode("utf-8", "replace").rstrip("\ufffd")  # a cut multi-byte character at the end
+        lines = [line.strip() for line in sample.splitlines() if line.strip()]
+        if lines and "\ufffd" not in sample and all(line.isprintable() for line in lines):
+            return f"a text file ({lines[0][:40]!r}…), not an ONNX model"
+        return f"a file that does not parse as ONNX ({path.stat().st_size if path.is_file() else 0} bytes)"
+    first = text.splitlines()[0] if text else type(exc).__name__
+    first = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", first)
+    return first.replace(f"Load model from {path} failed:", "").replace(str(path), "the file").strip()
+
+
 class OnnxDetector:
     """Batched detection over frames of several cameras; see the module docstring."""
 
@@ -113,8 +129,7 @@ class OnnxDetector:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/… types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(source, _FIELD, "a valid ONNX model", first) from None
+            raise UserError(source, _FIELD, "a valid ONNX model", not_onnx_reason(path, exc)) from None
 
         active = list(self.session.get_providers())
         for prov in providers:
