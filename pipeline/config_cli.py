@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from pipeline.config import Config, load_config
+from pipeline.errors import raise_all
+from pipeline.preflight import find_problems
 
 
 def summary(config: Config) -> str:
@@ -39,10 +41,13 @@ def summary(config: Config) -> str:
 def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="minewatch config", description="Check a config file.")
     sub = parser.add_subparsers(dest="action", required=True)
-    check = sub.add_parser("check", help="validate FILE and print a summary; exit 2 on a mistake")
+    check = sub.add_parser("check", help="validate FILE and the files it names (model, footage, zones, reference"
+                           " images, terrain) and print a summary; exit 2 on a mistake")
     check.add_argument("file", help="cameras.yaml")
     args = parser.parse_args(argv)
     config = load_config(args.file)
+    # everything `run` would refuse (model, footage, zones, reference images, terrain, TLS files), together
+    raise_all(find_problems(config, args.file, load=True))
     print(f"{args.file}: OK")
     print(summary(config))
     return 0

@@ -16,12 +16,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from pipeline.config import Config, load_config
-from pipeline.errors import UserError
+from pipeline.errors import UserError, raise_all
 from pipeline.logs import get_logger, setup_logging
 from pipeline.types import AlertEvent, Detections, Frame
 
@@ -45,14 +44,11 @@ class Stats:
 
 
 def check_inputs(config: Config, config_path: str) -> None:
-    """Files the run cannot start without: one line each (exit 2), before anything is opened."""
-    if not config.detector.model_path.is_file():
-        raise UserError(config_path, "detector.model_path", "an existing ONNX model file",
-                        str(config.detector.model_path))
-    for i, cam in enumerate(config.cameras):
-        if cam.enabled and not cam.is_rtsp and "://" not in cam.source and not Path(cam.source).is_file():
-            raise UserError(config_path, f"cameras[{i}] (id={cam.id}).source",
-                            "an rtsp:// URL or an existing video file", cam.source)
+    """What the run cannot start without, all of it, one line each (exit 2), before anything is opened;
+    the model and the terrain are checked by the constructors that load them next."""
+    from pipeline.preflight import find_problems
+
+    raise_all(find_problems(config, config_path, load=False))
 
 
 class Daemon:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,7 +57,12 @@ BAD = [
     ("lon: 111.6", "lon: 111.6\nmqtt:\n  password: hunter2", "mqtt.password: expected only known fields"),
     ("lon: 111.6", "lon: 111.6\nmqtt:\n  port: 70000", "mqtt.port: expected less than or equal to 65535"),
     ("lon: 111.6", "lon: 111.6\nalerts:\n  confirm_hits: 6\n  confirm_window: 5",
-     "alerts: expected confirm_hits (6) must be ≤ confirm_window (5)"),
+     "alerts: expected confirm_hits ≤ confirm_window, found confirm_hits 6, confirm_window 5"),
+    ("lon: 111.6", "lon: 111.6\n    mast_hieght_m: 30",
+     "cameras[0] (id=t1).mast_hieght_m: expected only known fields (did you mean 'mast_height_m'?), found unknown"),
+    ("lon: 111.6", "lon: 111.6\nmqtt:\n  hots: 10.0.0.2",
+     "mqtt.hots: expected only known fields (did you mean 'host'?)"),
+    ("lon: 111.6", "lon: 111.6\nalerts:\n  confirm_windw: 5", "did you mean 'confirm_window'?"),
     ("lon: 111.6", "lon: 111.6\ndetector:\n  providers: [OpenVINOExecutionProvider]",
      "detector.providers[0]: expected 'TensorrtExecutionProvider'"),
     ("cameras:", "cameras: []\nx:", "cameras: expected List should have at least 1 item"),
@@ -88,18 +95,26 @@ def test_password_comes_from_env_or_file_never_the_config(tmp_path: Path, monkey
     assert load_config(path).mqtt.password() == "pw-from-file"
 
 
+@pytest.fixture(name="good")
+def good_fixture(tmp_path: Path) -> Path:
+    """A config whose files all exist: the starter model, a short clip, an empty zones folder."""
+    from tests.rtsp_fixture import make_clip
+
+    make_clip(tmp_path / "clip.mp4", seconds=1.0)
+    (tmp_path / "zones").mkdir()
+    return write(tmp_path, GOOD_CAMERA + f"detector:\n  model_path: {ROOT / 'models' / 'minewatch-starter.onnx'}\n")
+
+
 @pytest.mark.parametrize(
-    ("text", "code", "needle"),
+    ("change", "code", "needle"),
     [
-        (GOOD_CAMERA, 0, "1 camera(s)"),
-        (GOOD_CAMERA.replace("lat: 38.7", "lat: north"), 2, "lat: expected a valid number"),
-        (": : :", 2, "expected valid YAML"),
-        ("- just a list", 2, "expected a mapping with a `cameras:` list"),
+        (("", ""), 0, "1 camera(s)"),
+        (("lat: 38.7", "lat: north"), 2, "lat: expected a valid number"),
     ],
 )
-def test_config_check_cli(tmp_path: Path, text: str, code: int, needle: str) -> None:
-    path = write(tmp_path, text)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "check", str(path)],
+def test_config_check_cli(good: Path, change: tuple[str, str], code: int, needle: str) -> None:
+    good.write_text(good.read_text().replace(*change) if change[0] else good.read_text())
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "check", str(good)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == code, proc.stderr
     out = proc.stdout + proc.stderr
@@ -107,6 +122,85 @@ def test_config_check_cli(tmp_path: Path, text: str, code: int, needle: str) -> 
     assert "Traceback" not in out
     if code:
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    (": : :", "expected valid YAML"),
+    ("- just a list", "expected a mapping with a `cameras:` list"),
+])
+def test_config_check_unreadable(tmp_path: Path, text: str, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    assert main(["config", "check", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def _break(config: Path, what: str) -> str:
+    """Break one file the config names; returns the text its one-line error must hold."""
+    folder = config.parent
+    text = config.read_text()
+    if what == "model missing":
+        config.write_text(text.replace("minewatch-starter.onnx", "missing.onnx"))
+        return "detector.model_path: expected an existing ONNX model file"
+    if what == "model is text":
+        (folder / "model.onnx").write_text("# not a model\nhello\n")
+        config.write_text(text.replace(str(ROOT / "models" / "minewatch-starter.onnx"), str(folder / "model.onnx")))
+        return "detector.model_path: expected a valid ONNX model, found a text file ('# not a model'…), not an ONNX"
+    if what == "source missing":
+        (folder / "clip.mp4").unlink()
+        return "cameras[0] (id=t1).source: expected an rtsp:// URL or an existing video file"
+    if what == "source not a video":
+        (folder / "clip.mp4").write_text("# README\n")
+        return f"cameras[0] (id=t1).source: expected a video file, found {folder / 'clip.mp4'}"
+    if what == "zone not JSON":
+        (folder / "zones" / "bad.geojson").write_text("{")
+        return "bad.geojson: line 1, column 2: expected valid JSON"
+    if what == "reference image missing":
+        config.write_text(text.replace("lon: 111.6\n", "lon: 111.6\n    view_reference_path: ref-missing.png\n"))
+        return "view_reference_path: expected a readable reference image (JPEG/PNG), found no such file"
+    raise AssertionError(what)
+
+
+BREAKS = ["model missing", "model is text", "source missing", "source not a video", "zone not JSON",
+          "reference image missing"]
+
+
+@pytest.fixture(name="root_logging")
+def root_logging_fixture() -> Iterator[None]:
+    """`run` in this process sets up the root logger: put it back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_logging")
+@pytest.mark.parametrize("what", BREAKS)
+def test_config_check_finds_what_run_refuses(good: Path, what: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`config check` said OK for these, and `run` then refused them: now both refuse, with the same line."""
+    from pipeline.cli import main
+
+    needle = _break(good, what)
+    for argv in (["config", "check", str(good)], ["run", "--config", str(good)]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        captured = capsys.readouterr()
+        lines = [line for line in captured.err.splitlines() if line.startswith("minewatch ")]
+        assert len(lines) == 1 and needle in lines[0], (argv, captured.err)
+        assert "Traceback" not in captured.err
+
+
+def test_config_check_reports_every_problem_at_once(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import main
+
+    needles = [_break(good, what) for what in ("model is text", "source not a video", "zone not JSON")]
+    assert main(["config", "check", str(good)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    for needle, line in zip(needles, lines, strict=True):
+        assert needle in line
 
 
 def test_config_check_missing_file(tmp_path: Path) -> None:
