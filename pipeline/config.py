@@ -436,6 +436,11 @@ class MqttConfig(Strict):
     """The broker that receives alerts. The password is never written here: only where to read it."""
 
     enabled: bool = Field(True, description="False keeps alerts in the outbox and the log only.")
+    required: bool = Field(
+        True, description="True: a missing broker is a fault (ERROR log lines, /health unhealthy, `doctor` fails)."
+        " False: running without a broker is normal (the sample; a box whose control room is not yet set up):"
+        " INFO lines say alerts wait in the outbox and `doctor` warns. False on a deployed box hides a dead"
+        " uplink until the outbox fills.")
     host: str = Field("localhost", min_length=1, description="Broker host name or address.")
     port: int = Field(1883, ge=1, le=65535, description="Broker TCP port (8883 is usual for TLS).")
     topic_prefix: str = Field("minewatch", pattern=r"^[A-Za-z0-9_/-]{1,100}$", description="First topic level(s).")

@@ -136,12 +136,14 @@ class Daemon:
             age = h.get("last_frame_age_s")
             ok = h.get("status") == "online" and (age is None or age <= stale_s)
             cams[cid] = {"ok": ok, **h}
-        broker = {"enabled": self.relay is not None, "connected": snap["broker_connected"]}
+        broker = {"enabled": self.relay is not None, "required": self.config.mqtt.required,
+                  "connected": snap["broker_connected"]}
         if self.relay is not None:
             broker["address"] = f"{self.config.mqtt.host}:{self.config.mqtt.port}"
         longest_run_s = self.pool.longest_run_s()
         healthy = all(c["ok"] or c.get("status") == "finished" for c in cams.values()) and (
-            self.relay is None or snap["broker_connected"]) and longest_run_s < INFERENCE_HUNG_S
+            self.relay is None or snap["broker_connected"] or not self.config.mqtt.required
+        ) and longest_run_s < INFERENCE_HUNG_S
         return {
             "healthy": healthy,
             "cameras": cams,

@@ -103,15 +103,17 @@ def check_broker(mqtt: MqttConfig, timeout_s: float = 5.0) -> Check:
                        keyfile=str(mqtt.tls.key_file) if mqtt.tls.key_file else None)
         client.tls_insecure_set(mqtt.tls.insecure)
     client.on_connect = on_connect
+    # mqtt.required false: no broker is a warning (the sample runs without one), a refused login still fails
+    missing = "FAIL" if mqtt.required else "warn"
     try:
         client.connect(mqtt.host, mqtt.port, keepalive=10)
     except (OSError, ValueError) as exc:
-        return Check("broker", "FAIL", f"{address}: cannot connect: {redact(str(exc))}",
+        return Check("broker", missing, f"{address}: cannot connect: {redact(str(exc))}; alerts wait in the outbox",
                      "start the broker, or fix mqtt.host/mqtt.port (alerts wait in the outbox meanwhile)")
     client.loop_start()
     try:
         if not done.wait(timeout_s):
-            return Check("broker", "FAIL", f"{address}: no CONNACK within {timeout_s:g} s",
+            return Check("broker", missing, f"{address}: no CONNACK within {timeout_s:g} s",
                          "check TLS settings (port 8883 wants mqtt.tls) and the network")
     finally:
         client.disconnect()

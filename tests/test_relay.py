@@ -168,6 +168,23 @@ def test_unreachable_broker_is_one_log_line_without_traceback(tmp_path: Path,
     assert errors[0].exc_info is None and "\n" not in errors[0].getMessage()
 
 
+def test_no_broker_is_one_info_line_when_the_broker_is_not_required(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """mqtt.required false (the sample): running without a broker is normal, said once at INFO, no ERROR."""
+    config = make_config(tmp_path, free_port(), mqtt_extra={"required": False})
+    outbox = Outbox(config.alerts.outbox_path)
+    relay = Relay(config.mqtt, outbox)
+    with caplog.at_level(logging.INFO, logger="minewatch"):
+        relay.start()
+        assert not relay.wait_connected(1.5)
+        relay.stop()
+    outbox.close()
+    assert relay.stats["connect_failures"] >= 2
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    lines = [r.getMessage() for r in caplog.records if "no broker" in r.getMessage()]
+    assert len(lines) == 1 and "alerts wait in the outbox" in lines[0], lines
+
+
 def test_cli_status_and_drain(broker: Broker, tmp_path: Path) -> None:
     path = write_config(tmp_path, broker.port)
     config = load_config(path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import sqlite3
 import ssl
@@ -252,14 +253,14 @@ class Relay:
         self._acked.append(row_id)
 
     # -- the thread ----------------------------------------------------------------------------------
-    def _error(self, message: str) -> None:
+    def _error(self, message: str, level: int = logging.ERROR) -> None:
         """One log line per distinct error; repeats are counted, not logged."""
         self.stats["connect_failures"] += 1
         self._errors_in_row += 1
         if self._down_since is None:
             self._down_since = self.clock()
         if message != self._last_error:
-            log.error("%s", message)
+            log.log(level, "%s", message)
         self._last_error = message
 
     def _run(self) -> None:
@@ -268,8 +269,12 @@ class Relay:
             try:
                 self.client.reconnect()
             except (OSError, ssl.SSLError, ValueError) as exc:
-                self._error(f"MQTT broker {self.broker} unreachable: {_short(exc)} (retrying, at most every"
-                            f" {self.cfg.reconnect_max_s:g} s)")
+                if self.cfg.required:
+                    self._error(f"MQTT broker {self.broker} unreachable: {_short(exc)} (retrying, at most every"
+                                f" {self.cfg.reconnect_max_s:g} s)")
+                else:  # mqtt.required false: running without a broker is expected
+                    self._error(f"no broker at {self.broker} ({_short(exc)}): alerts wait in the outbox (retrying,"
+                                f" at most every {self.cfg.reconnect_max_s:g} s)", logging.INFO)
             else:
                 try:
                     self._serve()
