@@ -101,7 +101,7 @@ def test_events_snapshots_and_statuses_are_stored_duplicates_dropped(tmp_path: P
         publish(
             pub,
             "minewatch/edge-1/cameras/cam1/status",
-            b'{"status": "offline", "t": "2026-11-29T08:00:00Z"}',
+            b'{"schema": "minewatch.status/1", "status": "offline", "t": "2026-11-29T08:00:00Z"}',
             retain=True,
         )
         publish(pub, "minewatch/edge-1/available", b"offline", retain=True)

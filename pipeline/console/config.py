@@ -68,6 +68,22 @@ class ConsoleMqttConfig(Strict):
     username: str | None = Field(default=None, max_length=256, description="Username, when the broker wants one.")
     password_env: str | None = Field(default=None, description="Name of the environment variable holding the password.")
     password_file: Path | None = Field(default=None, description="File whose first line is the password.")
+    max_event_kib: int = Field(
+        default=64,
+        ge=4,
+        le=4096,
+        description="Largest event message stored (KiB); larger ones are quarantined. An edge box's event is"
+        " 1-3 KiB. Too low: events with a large `extra` are quarantined; too high: a faulty or hostile publisher"
+        " fills the register.",
+    )
+    max_snapshot_kib: int = Field(
+        default=4096,
+        ge=64,
+        le=65536,
+        description="Largest snapshot JPEG stored (KiB); larger ones are quarantined. A 1080p snapshot at quality"
+        " 85 is 0.2-0.6 MiB. Too low: 4K snapshots are quarantined; too high: a faulty or hostile publisher"
+        " fills the register.",
+    )
 
     @model_validator(mode="after")
     def _one_password_source(self) -> ConsoleMqttConfig:

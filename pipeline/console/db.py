@@ -107,6 +107,19 @@ CREATE TABLE IF NOT EXISTS boxes (
     available TEXT NOT NULL,
     t TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    id {serial},
+    key TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    box_id TEXT,
+    alert_id TEXT,
+    reason TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    head {blob} NOT NULL,
+    received_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    times INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -15,20 +15,27 @@ commit gets the message again; de-duplication by (alert_id, seq) makes that harm
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import re
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from pipeline.console.config import ConsoleMqttConfig
 from pipeline.console.db import now_iso
 from pipeline.console.store import EventRecord, Store
+from pipeline.errors import UserError
 from pipeline.logs import get_logger
 
 log = get_logger("console.ingest")
@@ -51,30 +58,101 @@ class IngestStats:
 
 
 class EventError(ValueError):
-    """An event message that is not a minewatch event (bad JSON, missing alert_id/seq)."""
+    """A message the console refuses (not JSON, not what the published schema allows, too large, on a topic it
+    does not expect, or naming another box than its topic). It is quarantined, acknowledged and logged."""
+
+    def __init__(self, message: str, alert_id: str | None = None) -> None:
+        super().__init__(message)
+        self.alert_id = alert_id
 
 
-def parse_event(raw: bytes) -> EventRecord:
-    """Decode an event message and check the fields the register needs; raises :class:`EventError`."""
+#: the published contract (docs/MQTT.md); the console validates every message against it
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+EVENT_SCHEMA = "minewatch.event/1"
+#: box and camera ids, as cameras.yaml allows them (topic levels)
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: alert ids, as docs/schemas/event.schema.json allows them (the snapshot topic's last level)
+ALERT_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
+#: largest camera status message (a status and a few counters: well under 1 KiB)
+MAX_STATUS_BYTES = 16 * 1024
+AVAILABILITY = ("online", "offline")
+
+
+@functools.cache
+def schema_validator(name: str) -> Draft202012Validator:
+    """The validator of docs/schemas/<name> (read once)."""
+    path = SCHEMA_DIR / name
     try:
-        event = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EventError(f"not JSON: {exc}") from None
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(str(path), None, "the published JSON Schema (docs/schemas/ of the checkout)", exc) from None
+    return Draft202012Validator(schema)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:24]} is out of range")
+    return value
+
+
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode_json(raw: bytes) -> Any:
+    """Standard JSON only: NaN, Infinity and numbers that overflow to them are refused (:class:`EventError`)."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_not_json_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError, as is a 5000-digit int
+        raise EventError(f"not JSON: {_printable(str(exc), 120)}") from None
+
+
+def schema_problem(validator: Draft202012Validator, doc: Any) -> str | None:
+    """One line naming the first field that breaks the schema, or None."""
+    err = best_match(validator.iter_errors(doc))
+    if err is None:
+        return None
+    where = ".".join(str(p) for p in err.absolute_path)
+    if err.validator == "required" and isinstance(err.instance, dict):
+        missing = [k for k in err.validator_value if k not in err.instance]
+        if missing:
+            return f"{where + '.' if where else ''}{missing[0]}: missing"
+    return f"{where or 'message'}: {_printable(err.message, 160)}"
+
+
+def parse_event(raw: bytes, topic_box: str | None = None, topic: str = "") -> EventRecord:
+    """Decode an event message and validate it against docs/schemas/event.schema.json; with ``topic_box``, the
+    payload's ``box_id`` must be the topic's. Raises :class:`EventError`."""
+    event = decode_json(raw)
     if not isinstance(event, dict):
         raise EventError(f"expected a JSON object, found {type(event).__name__}")
-    schema = str(event.get("schema", ""))
-    if not schema.startswith("minewatch.event/"):
-        raise EventError(f"expected schema minewatch.event/…, found {schema!r}")
-    for key, kind in (("alert_id", str), ("seq", int), ("box_id", str), ("type", str), ("class", str)):
-        if not isinstance(event.get(key), kind) or isinstance(event.get(key), bool):
-            raise EventError(f"field {key}: expected {kind.__name__}, found {event.get(key)!r}")
-    if not isinstance(event.get("camera"), dict) or not isinstance(event["camera"].get("id"), str):
-        raise EventError("field camera.id: expected a string")
-    return to_record(event)
+    alert_id = event.get("alert_id") if isinstance(event.get("alert_id"), str) else None
+    if event.get("schema") != EVENT_SCHEMA:
+        raise EventError(
+            f"schema: expected {EVENT_SCHEMA}, found {_printable(repr(event.get('schema')), 60)}", alert_id
+        )
+    problem = schema_problem(schema_validator("event.schema.json"), event)
+    if problem:
+        raise EventError(problem, alert_id)
+    if topic_box is not None and event["box_id"] != topic_box:
+        raise EventError(f"box_id: expected {topic_box} (the topic's box), found {event['box_id']}", alert_id)
+    return to_record(event, topic)
 
 
-def to_record(event: dict[str, Any]) -> EventRecord:
-    """The register's view of a checked event message."""
+def parse_status(raw: bytes) -> tuple[str, str]:
+    """(status, t) of a camera status message (docs/schemas/status.schema.json). Raises :class:`EventError`."""
+    if len(raw) > MAX_STATUS_BYTES:
+        raise EventError(f"status of {len(raw)} bytes: expected at most {MAX_STATUS_BYTES}")
+    data = decode_json(raw)
+    problem = schema_problem(schema_validator("status.schema.json"), data)
+    if problem:
+        raise EventError(problem)
+    return str(data["status"]), str(data["t"])
+
+
+def to_record(event: dict[str, Any], topic: str = "") -> EventRecord:
+    """The register's view of a validated event message."""
     now = now_iso()
     zone = event.get("zone") or {}
     loc = event.get("location") or {}
@@ -102,7 +180,16 @@ def to_record(event: dict[str, Any]) -> EventRecord:
         tower_pan_deg=_float(cam.get("pan_deg")),
         tower_hfov_deg=_float(cam.get("hfov_deg")),
         payload=event,
+        topic=topic,
     )
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` for one log line: control characters (a newline that would forge a line) escaped, bounded."""
+    out = "".join(
+        c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text[:limit]
+    )
+    return out + ("…" if len(text) > limit else "")
 
 
 def _float(v: Any) -> float | None:
@@ -147,6 +234,8 @@ class Ingestor:
         self.cfg = cfg
         self.store = store
         self.stats = IngestStats()
+        schema_validator("event.schema.json")  # a missing schema file is a one-line error at the start
+        schema_validator("status.schema.json")
         self.connected = threading.Event()
         #: set once the broker acknowledged every subscription of the current connection (SUBACK): from
         #: then on nothing published is missed
@@ -259,20 +348,35 @@ class Ingestor:
                 delay = min(delay * 2, 5.0)
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """Store one message. Malformed messages are logged, counted and dropped (they never become valid)."""
+        """Store one message, or quarantine it when it is refused (it never becomes valid: acknowledged too)."""
+        try:
+            self._store(topic, payload)
+        except EventError as exc:
+            split = split_topic(self.cfg.topic_prefix, topic)
+            box_id = split[0] if split and ID_RE.match(split[0]) else None
+            first = self.store.quarantine(topic, box_id, exc.alert_id, str(exc), payload)
+            with self._lock:
+                self.stats.invalid += 1
+            log.warning(
+                "quarantined %d bytes on %s: %s%s",
+                len(payload),
+                _printable(topic, 160),
+                _printable(str(exc)),
+                "" if first else " (seen before)",
+            )
+
+    def _store(self, topic: str, payload: bytes) -> None:
         split = split_topic(self.cfg.topic_prefix, topic)
         if split is None:
-            self.stats.invalid += 1
-            log.warning("message on unexpected topic %s dropped", topic)
-            return
+            raise EventError("unexpected topic")
         box_id, rest = split
+        if not ID_RE.match(box_id):
+            raise EventError(f"box id in the topic: expected {ID_RE.pattern}")
         if rest == ["events"]:
-            try:
-                event = parse_event(payload)
-            except EventError as exc:
-                self.stats.invalid += 1
-                log.warning("invalid event on %s dropped: %s", topic, exc)
-                return
+            limit = self.cfg.max_event_kib * 1024
+            if len(payload) > limit:
+                raise EventError(f"event of {len(payload)} bytes: expected at most {limit} (mqtt.max_event_kib)")
+            event = parse_event(payload, topic_box=box_id, topic=topic)
             result = self.store.ingest_event(event)
             with self._lock:
                 if result.duplicate:
@@ -281,29 +385,45 @@ class Ingestor:
                     self.stats.events += 1
                     if result.new_alert:
                         self.stats.alert_ids.append(result.alert_id)
-            if not result.duplicate:
+            if result.kept_out is not None:
+                log.warning(
+                    "%s %s seq %s from %s: the case is no longer open, nothing changed%s",
+                    event.event_type,
+                    result.alert_id,
+                    event.seq,
+                    box_id,
+                    f" (quarantined: it would change {', '.join(result.kept_out)})" if result.kept_out else "",
+                )
+            elif not result.duplicate:
                 log.info("%s %s seq %s from %s", event.event_type, result.alert_id, event.seq, box_id)
-        elif len(rest) == 2 and rest[0] == "snapshots" and rest[1]:
+        elif len(rest) == 2 and rest[0] == "snapshots":
+            alert_id = rest[1]
+            if not ALERT_ID_RE.match(alert_id):
+                raise EventError(f"alert id in the topic: expected {ALERT_ID_RE.pattern}")
+            limit = self.cfg.max_snapshot_kib * 1024
+            if len(payload) > limit:
+                raise EventError(
+                    f"snapshot of {len(payload)} bytes: expected at most {limit} (mqtt.max_snapshot_kib)", alert_id
+                )
             if not payload.startswith(b"\xff\xd8"):
-                self.stats.invalid += 1
-                log.warning("snapshot on %s is not a JPEG (%d bytes); dropped", topic, len(payload))
-                return
-            if self.store.ingest_snapshot(rest[1], bytes(payload)):
-                self.stats.snapshots += 1
+                raise EventError("snapshot: expected a JPEG (FF D8 first)", alert_id)
+            if self.store.ingest_snapshot(alert_id, bytes(payload)):
+                with self._lock:
+                    self.stats.snapshots += 1
         elif rest == ["available"]:
-            state = payload.decode("utf-8", "replace").strip()[:16]
+            state = payload.decode("utf-8", "replace").strip()
+            if state not in AVAILABILITY:
+                raise EventError(f"available: expected {' | '.join(AVAILABILITY)}, found {_printable(state, 20)!r}")
             self.store.set_box_available(box_id, state)
-            self.stats.statuses += 1
+            with self._lock:
+                self.stats.statuses += 1
             log.info("box %s is %s", box_id, state)
         elif len(rest) == 3 and rest[0] == "cameras" and rest[2] == "status":
-            try:
-                data = json.loads(payload.decode("utf-8")) if payload else {}
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                data = {"status": payload.decode("utf-8", "replace")[:32]}
-            if not isinstance(data, dict):
-                data = {"status": str(data)[:32]}
-            self.store.set_camera_status(box_id, rest[1], str(data.get("status", "?"))[:32], str(data.get("t", "")))
-            self.stats.statuses += 1
+            if not ID_RE.match(rest[1]):
+                raise EventError(f"camera id in the topic: expected {ID_RE.pattern}")
+            status, t = parse_status(payload)
+            self.store.set_camera_status(box_id, rest[1], status, t)
+            with self._lock:
+                self.stats.statuses += 1
         else:
-            self.stats.invalid += 1
-            log.warning("message on unexpected topic %s dropped", topic)
+            raise EventError("unexpected topic")

@@ -46,6 +46,7 @@ class EventRecord:
     tower_pan_deg: float | None
     tower_hfov_deg: float | None
     payload: dict[str, Any]  # the whole message, kept as JSON
+    topic: str = ""  # where it came from (named in the quarantine when it is kept out of a closed case)
 
     def alert_columns(self) -> dict[str, Any]:
         """The ``alerts`` columns an event sets (the case columns are the operators')."""
@@ -69,11 +70,33 @@ class EventRecord:
         }
 
 
+#: the alerts columns that make a case what it is: a message that would change them on a case that is no
+#: longer open is quarantined (an operator reopens the case to take it in)
+CASE_COLUMNS: tuple[str, ...] = (
+    "box_id",
+    "camera_id",
+    "class",
+    "rule",
+    "township",
+    "zone_kind",
+    "zone_id",
+    "zone_name",
+    "lat",
+    "lon",
+)
+#: quarantined messages kept (the oldest go first); each keeps at most QUARANTINE_HEAD_BYTES of its payload
+QUARANTINE_MAX_ROWS = 10_000
+QUARANTINE_HEAD_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True)
 class IngestResult:
     alert_id: str
     duplicate: bool  # this (alert_id, seq) was stored before: nothing changed
     new_alert: bool  # the first message of this alert_id
+    #: the case was closed or dismissed: nothing changed; the columns the message would have changed (when
+    #: any, the message is in the quarantine)
+    kept_out: tuple[str, ...] | None = None
 
 
 # The rows the register hands out (keys are the column names; ``class`` is why these use the call syntax).
@@ -139,6 +162,20 @@ class TowerRow(TypedDict):
     status_t: str | None
 
 
+class QuarantineRow(TypedDict):
+    """A message the console refused (invalid, too large, or changing a closed case), for operators to see."""
+
+    id: int
+    topic: str
+    box_id: str | None
+    alert_id: str | None
+    reason: str
+    bytes: int  # the whole payload's size
+    received_at: str  # first time
+    last_at: str  # latest time (the same message again on the same topic counts in ``times``)
+    times: int
+
+
 class BoxRow(TypedDict):
     box_id: str
     available: str  # online | offline (the last will) | what the box said
@@ -174,6 +211,9 @@ class Store:
             ):
                 return IngestResult(alert_id, duplicate=True, new_alert=False)
             cols = list(fields)
+            kept_out = self._closed_case(cur, event, fields, now)
+            if kept_out is not None:
+                return IngestResult(alert_id, duplicate=False, new_alert=False, kept_out=kept_out)
             inserted = cur.execute(
                 f"INSERT INTO alerts (alert_id, {', '.join(cols)}, received_at, case_step, case_status, updated_at)"
                 f" VALUES (?, {', '.join('?' for _ in cols)}, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -214,6 +254,77 @@ class Store:
                 (alert_id, "alert" if inserted else "update", now),
             )
         return IngestResult(alert_id, duplicate=False, new_alert=bool(inserted))
+
+    def _closed_case(self, cur: Cursor, event: EventRecord, fields: dict[str, Any], now: str) -> tuple[str, ...] | None:
+        """None when the alert is new or its case open; else the case columns the message would change (then
+        it is quarantined, so that an operator sees it)."""
+        row = cur.one(
+            f"SELECT case_status, {', '.join(CASE_COLUMNS)} FROM alerts WHERE alert_id = ?", (event.alert_id,)
+        )
+        if row is None or row["case_status"] == "open":
+            return None
+        changed = tuple(c for c in CASE_COLUMNS if row[c] != fields[c])
+        if changed:
+            raw = json.dumps(event.payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+            reason = f"case {event.alert_id} is {row['case_status']}: the message would change {', '.join(changed)}"
+            self._quarantine(cur, event.topic, event.box_id, event.alert_id, reason, raw, now)
+        return changed
+
+    def quarantine(self, topic: str, box_id: str | None, alert_id: str | None, reason: str, payload: bytes) -> bool:
+        """Keep a refused message for operators to see; False when the same message on the same topic was
+        quarantined before (it is counted again)."""
+        with self.db.tx() as cur:
+            return self._quarantine(cur, topic, box_id, alert_id, reason, payload, now_iso())
+
+    def _quarantine(
+        self,
+        cur: Cursor,
+        topic: str,
+        box_id: str | None,
+        alert_id: str | None,
+        reason: str,
+        payload: bytes,
+        now: str,
+    ) -> bool:
+        key = hashlib.sha256(topic.encode("utf-8", "replace") + b"\0" + payload).hexdigest()
+        n = cur.execute("UPDATE quarantine SET times = times + 1, last_at = ? WHERE key = ?", (now, key))
+        if n == 0:
+            cur.execute(
+                "INSERT INTO quarantine (key, topic, box_id, alert_id, reason, bytes, head, received_at, last_at,"
+                " times) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                (
+                    key,
+                    topic[:400],
+                    None if box_id is None else box_id[:64],
+                    None if alert_id is None else alert_id[:128],
+                    reason[:1000],
+                    len(payload),
+                    payload[:QUARANTINE_HEAD_BYTES],
+                    now,
+                    now,
+                ),
+            )
+            cur.execute(
+                "DELETE FROM quarantine WHERE id <= (SELECT MAX(id) FROM quarantine) - ?", (QUARANTINE_MAX_ROWS,)
+            )
+        cur.execute("INSERT INTO changes (alert_id, kind, t) VALUES (NULL, 'quarantine', ?)", (now,))
+        return n == 0
+
+    def quarantined(self, limit: int = 200) -> list[QuarantineRow]:
+        """The latest refused messages, newest first (without their payloads: :meth:`quarantined_head`)."""
+        with self.db.tx(write=False) as cur:
+            return cur.rows(
+                QuarantineRow,
+                "SELECT id, topic, box_id, alert_id, reason, bytes, received_at, last_at, times FROM quarantine"
+                " ORDER BY last_at DESC, id DESC LIMIT ?",
+                (int(limit),),
+            )
+
+    def quarantined_head(self, row_id: int) -> bytes | None:
+        """The first bytes (at most QUARANTINE_HEAD_BYTES) of a quarantined message."""
+        with self.db.tx(write=False) as cur:
+            row = cur.one("SELECT head FROM quarantine WHERE id = ?", (row_id,))
+        return None if row is None else bytes(row["head"])
 
     def _tower(self, cur: Cursor, event: EventRecord) -> None:
         if event.tower_lat is None or event.tower_lon is None:

@@ -192,6 +192,15 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         row["next_step"] = next_step(alert["case_step"]) if alert["case_status"] == "open" else None
         return jsonify(row)
 
+    @app.get("/api/quarantine")
+    def api_quarantine() -> WResponse:
+        """Messages the console refused (newest first): operators see what an edge box or someone else sent."""
+        rows = [
+            {**r, "preview": (store.quarantined_head(r["id"]) or b"")[:600].decode("utf-8", "replace")}
+            for r in store.quarantined(limit=200)
+        ]
+        return jsonify(quarantine=rows)
+
     @app.get("/snapshots/<alert_id>.jpg")
     @app.get("/snapshots/<alert_id>/<sha256>.jpg")
     def snapshot(alert_id: str, sha256: str | None = None) -> WResponse:

@@ -208,6 +208,17 @@ async function statusAction(action, question) {
   } catch (e) { $("#detail-error").textContent = e.message; }
 }
 
+// ---------------------------------------------------------------- quarantine (messages refused)
+async function loadQuarantine() {
+  const data = await api("/api/quarantine");
+  const rows = data.quarantine || [];
+  $("#quarantine-count").textContent = String(rows.length);
+  $("#quarantine-btn").classList.toggle("warn", rows.length > 0);
+  $("#quarantine-table tbody").innerHTML = rows.map((r) => `<tr data-quarantine-id="${esc(r.id)}">
+      <td>${fmtTime(r.last_at)}</td><td>${esc(r.topic)}</td><td>${esc(r.alert_id || "")}</td><td>${esc(r.reason)}</td>
+      <td>${esc(r.bytes)}</td><td>${esc(r.times)}</td><td><code>${esc(r.preview)}</code></td></tr>`).join("");
+}
+
 // ---------------------------------------------------------------- map
 const M = {map: null, zones: null, towers: null, alerts: null};
 
@@ -325,7 +336,9 @@ function startLive() {
     es = new EventSource("/api/stream");
     es.addEventListener("change", (ev) => {
       const c = +ev.data;
-      if (c !== state.change) { state.change = c; loadAlerts().catch(() => {}); loadMap().catch(() => {}); }
+      if (c !== state.change) {
+        state.change = c; loadAlerts().catch(() => {}); loadMap().catch(() => {}); loadQuarantine().catch(() => {});
+      }
     });
     es.onopen = () => { live.className = "live on"; };
     es.onerror = () => { live.className = "live off"; };
@@ -357,7 +370,7 @@ async function loadHealth() {
 function onKey(ev) {
   const tag = (ev.target.tagName || "").toLowerCase();
   const help = $("#help");
-  if (ev.key === "Escape") { help.hidden = true; if (["input", "textarea", "select"].includes(tag)) ev.target.blur(); return; }
+  if (ev.key === "Escape") { help.hidden = true; $("#quarantine").hidden = true; if (["input", "textarea", "select"].includes(tag)) ev.target.blur(); return; }
   if (["input", "textarea", "select"].includes(tag)) {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && ev.target.closest("#step-form")) { ev.preventDefault(); submitStep(); }
     return;
@@ -385,6 +398,8 @@ function setStatus(v) { $("#f-status").value = v; state.filters.status = v; load
 document.addEventListener("keydown", onKey);
 $("#help-btn").onclick = () => { $("#help").hidden = !$("#help").hidden; };
 $("#help").onclick = (ev) => { if (ev.target.id === "help") ev.currentTarget.hidden = true; };
+$("#quarantine-btn").onclick = () => { $("#quarantine").hidden = !$("#quarantine").hidden; };
+$("#quarantine").onclick = (ev) => { if (ev.target.id === "quarantine") ev.currentTarget.hidden = true; };
 for (const s of document.querySelectorAll("#filters select")) {
   s.addEventListener("change", () => { state.filters[s.dataset.key] = s.value; loadAlerts(); });
 }
@@ -392,4 +407,5 @@ $("#alerts").addEventListener("click", (ev) => { const li = ev.target.closest("l
 initMap();
 loadMap().catch(() => {});
 loadAlerts().catch(() => {});
+loadQuarantine().catch(() => {});
 startLive();
