@@ -158,7 +158,11 @@ def test_after_every_broken_event_the_pages_still_work(
         ("minewatch/edge-1/snapshots/.hidden", JPEG, "alert id in the topic"),
         ("minewatch/edge 1/events", json.dumps(make_event("a1")).encode(), "box id in the topic"),
         ("minewatch/edge-1/cameras/cam1/status", b'{"status": "online"}', "schema: missing"),
-        ("minewatch/edge-1/cameras/cam1/status", b'{"schema": "minewatch.status/1", "status": 1, "t": "2026-11-29T08:00:00Z"}', "status"),
+        (
+            "minewatch/edge-1/cameras/cam1/status",
+            b'{"schema": "minewatch.status/1", "status": 1, "t": "2026-11-29T08:00:00Z"}',
+            "status",
+        ),
         ("minewatch/edge-1/available", b"maybe", "expected online | offline"),
         ("minewatch/edge-1/other", b"{}", "unexpected topic"),
     ],
