@@ -16,7 +16,7 @@ import numpy as np
 from pipeline.config import CameraConfig, Config
 from pipeline.events.lifecycle import EventManager
 from pipeline.geo.camera import CameraModel
-from pipeline.geo.fusion import FusionBuffer, View
+from pipeline.geo.fusion import FusionBuffer, View, chi2_2d_quantile
 from pipeline.geo.terrain import Terrain
 from pipeline.logs import get_logger
 from pipeline.track import PresetTrackers, per_track
@@ -46,7 +46,8 @@ class Analyzer:
         fusion = config.fusion
         enabled = sum(1 for c in config.cameras if c.enabled)
         #: sightings of all cameras, to fuse two towers' bearings into one smaller ellipse
-        self.fusion = (FusionBuffer(window_s=fusion.window_s, min_crossing_deg=fusion.min_crossing_deg)
+        self.fusion = (FusionBuffer(window_s=fusion.window_s, min_crossing_deg=fusion.min_crossing_deg,
+                                    gate_chi2=chi2_2d_quantile(fusion.gate_quantile))
                        if fusion.enabled and enabled > 1 else None)
         self.cameras: dict[str, CameraState] = {}
         for cam in config.cameras:

@@ -709,6 +709,14 @@ class TerrainConfig(Strict):
         description="Rays that have not met the ground by this horizontal distance give no fix. Too low: far"
         " targets are not located; too high: more DEM to resample and march through (memory, time).",
     )
+    occlusion_clearance_m: float = Field(
+        3.0, ge=0, le=100,
+        description="A fix whose line of sight passes within this many metres of a brow (or clips one and comes"
+        " out behind it) may be of an object standing in the ground hidden behind it: such a fix is flagged"
+        " occlusion_possible and its ellipse stretched along the line of sight over the hidden ground (DEM only;"
+        " 0 turns it off). Too low: a machine behind a hill gets a confident fix on the near slope; too high:"
+        " ordinary fixes over rolling ground are flagged and stretched.",
+    )
     dem_step_m: float | None = Field(
         None, ge=1, le=500,
         description="Resampling step of the DEM around each tower; None uses the DEM's own resolution. Too"
@@ -780,6 +788,15 @@ class FusionConfig(Strict):
     )
     min_crossing_deg: float = Field(
         5.0, ge=1, le=90, description="Least angle between the two sightlines; flatter crossings locate badly."
+    )
+    gate_quantile: float = Field(
+        0.9999,
+        ge=0.9,
+        le=0.999999,
+        description="Two fixes fuse when the χ² (2 dof) of their intersection is below this quantile of χ²₂"
+        " (0.9999: 18.4). The residuals of true pairs have heavier tails than Gaussian: measured, 0.99 rejects"
+        " ~2 % of true pairs and 0.9999 ~0.3 % (docs/GEO.md). Too low: true pairs are turned away (one-tower"
+        " ellipses instead of a fused fix); too high: two different machines fuse into a fix between them.",
     )
 
 

@@ -126,6 +126,8 @@ class GroundFix:
     orientation_deg: float  # azimuth of the major axis, clockwise from north
     cov_en_m2: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # 2x2 east/north covariance, row-major
     cameras: tuple[str, ...] = ()  # which cameras contributed (two for a fused fix)
+    # the line of sight grazes a brow: the object may stand in hidden ground behind it (ellipse stretched over it)
+    occlusion_possible: bool = False
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ Scenarios (all with pan σ = tilt σ = 0.1°, box-bottom pixel σ = 1 px, the mo
 Usage::
 
     .venv/bin/python scripts/bench_geo.py [--targets 1500] [--seed 1] [--no-write]
+    .venv/bin/python scripts/bench_geo.py --fusion-gate [--targets 1500]   # only the gate's rejection rates
 
 Writes ``docs/geo_error_vs_range.png`` and replaces the ``## Geolocation`` section of docs/BENCHMARKS.md.
 """
@@ -34,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from pipeline.config import PoseSigma  # noqa: E402
 from pipeline.geo import synthetic as syn  # noqa: E402
 from pipeline.geo.camera import CHI2_2D_90, CameraModel  # noqa: E402
-from pipeline.geo.fusion import fuse_fixes  # noqa: E402
+from pipeline.geo.coords import LocalFrame  # noqa: E402
+from pipeline.geo.fusion import chi2_2d_quantile, fuse_fixes, fusion_chi2  # noqa: E402
 from pipeline.geo.terrain import Terrain  # noqa: E402
 from pipeline.types import Pose  # noqa: E402
 
@@ -134,14 +136,84 @@ def to_rows(trials: list[syn.Trial]) -> list[dict[str, float]]:
     ]
 
 
+GATE_QUANTILES = (0.99, 0.999, 0.9999, 0.99999)
+
+
+def true_pair_chi2(world: syn.World, targets: np.ndarray, rng: np.random.Generator) -> list[float]:
+    """χ² of the bearing intersection of towers A's and B's fixes of the same targets (true pairs only)."""
+    by_a = {tuple(t.target_en): t for t in syn.run_trials(world, syn.A_TOWER, targets, SIGMA, rng) if t.fix}
+    by_b = {tuple(t.target_en): t for t in syn.run_trials(world, syn.B_TOWER, targets, SIGMA, rng) if t.fix}
+    out = []
+    for key in sorted(by_a.keys() & by_b.keys()):
+        fa, fb = by_a[key].fix, by_b[key].fix
+        assert fa is not None and fb is not None
+        if fuse_fixes(fa, fb, gate_chi2=math.inf) is not None:  # every other gate (crossing, in front) passed
+            out.append(fusion_chi2(fa, fb))
+    return out
+
+
+def plain_pair_chi2(n: int, rng: np.random.Generator) -> list[float]:
+    """χ² of true pairs over flat ground: two 100 m masts 6 km apart, targets 1–5.5 km out (grazing 1–6°)."""
+    terrain = Terrain(vertical_sigma_m=0.0)
+    frame = LocalFrame(syn.ORIGIN_LAT, syn.ORIGIN_LON)
+    models = []
+    for cid, east in (("A", 0.0), ("B", 6000.0)):
+        lat, lon = frame.to_wgs84(east, 0.0)
+        models.append(CameraModel(cid, lat, lon, 500.0, 100.0, terrain))
+    wh = (1920, 1080)
+    out = []
+    for _ in range(n):
+        te, tn = rng.uniform(1000, 5000), rng.uniform(2000, 5500)
+        lat, lon = frame.to_wgs84(te, tn)
+        fixes = []
+        for model in models:
+            e, nn = model.frame.to_local_m(lat, lon)
+            r = math.hypot(e, nn)
+            dip = math.degrees(math.atan2(100.0 + float(terrain.drop_m(r)), r))
+            pose = Pose(math.degrees(math.atan2(e, nn)), -dip, 8.0)
+            px = model.project(pose, wh, lat, lon, 500.0)[0] + rng.normal(0, 1.0, 2)
+            noisy = Pose(pose.pan_deg + rng.normal(0, 0.1), pose.tilt_deg + rng.normal(0, 0.1), 8.0)
+            fixes.append(model.locate(noisy, wh, px[None, :], SIGMA)[0])
+        fa, fb = fixes
+        if fa is not None and fb is not None and fuse_fixes(fa, fb, gate_chi2=math.inf) is not None:
+            out.append(fusion_chi2(fa, fb))
+    return out
+
+
+def gate_table(chi2: list[float]) -> list[str]:
+    """How many true pairs each χ² gate (a quantile of χ²₂) turns away."""
+    arr = np.asarray(chi2)
+    rows = ["| gate quantile | χ²₂ | true pairs rejected | expected if Gaussian |", "|---:|---:|---:|---:|"]
+    for q in GATE_QUANTILES:
+        g = chi2_2d_quantile(q)
+        rows.append(f"| {q} | {g:.1f} | {float(np.mean(arr > g)) * 100:.2f} % | {(1 - q) * 100:.3f} % |")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", type=int, default=1500, help="targets per scenario")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    ap.add_argument("--fusion-gate", action="store_true", help="only measure the fusion gate on true pairs")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     t_start = time.time()
+    if args.fusion_gate:
+        with tempfile.TemporaryDirectory() as tmp:
+            dem = syn.write_dem(Path(tmp) / "hills_4545.tif", half_m=12_000.0, step_m=30.0)
+            world = syn.World(Terrain(dem, vertical_sigma_m=0.0, max_range_m=10_500.0))
+            targets = syn.ring_targets(rng, args.targets, 300.0, 4000.0, centre_en=(2600.0, 1500.0))
+            chi2 = true_pair_chi2(world, targets, rng)
+        plain = plain_pair_chi2(args.targets * 2, rng)
+        print(f"pose σ 0.1°, pixel σ 1 px; {time.time() - t_start:.0f} s")
+        print(f"\nhills, towers A and B: {len(chi2)} true pairs")
+        print("\n".join(gate_table(chi2)))
+        print(f"\nplain, two 100 m masts 6 km apart: {len(plain)} true pairs")
+        print("\n".join(gate_table(plain)))
+        print(f"\nboth: {len(chi2) + len(plain)} true pairs")
+        print("\n".join(gate_table(chi2 + plain)))
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         dem = syn.write_dem(Path(tmp) / "hills_4545.tif", half_m=12_000.0, step_m=30.0)

@@ -127,6 +127,7 @@ def build_event(
             },
             "probability_in_zone": _num(event.probability_in_zone, 3),
             "cameras": list(event.cameras or fix.cameras or (event.camera_id,)),
+            "occlusion_possible": bool(fix.occlusion_possible),
         }
     extra = {k: _json_safe(v) for k, v in event.extra.items() if k not in EXTRA_NOT_SENT}
     message: dict[str, Any] = {

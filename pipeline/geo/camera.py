@@ -400,6 +400,12 @@ class CameraModel:
                 cols[c, retry] = np.where((p_ok | m_ok)[:, None], np.nan_to_num(one), 0.0)
                 bad[retry] |= ~p_ok & ~m_ok
         cov = np.einsum("jni,jnk->nik", cols, cols)  # (n, 2, 2)
+        occluded = np.zeros(n, bool)
+        if self.grid is not None and self.terrain.occlusion_clearance_m > 0 and (ok & ~bad).any():
+            sel = np.flatnonzero(ok & ~bad)
+            col, flag = self._occlusion_column(self.rays(pose, image_wh, xy[sel]), base[sel], self.grid)
+            cov[sel] += np.einsum("ni,nk->nik", col, col)
+            occluded[sel] = flag
         lat, lon = self.frame.to_wgs84(base[:, 0], base[:, 1]) if ok.any() else (np.zeros(n), np.zeros(n))
         elev = self.ground_height_m(base[:, 0], base[:, 1])
         for i in range(n):
@@ -418,8 +424,49 @@ class CameraModel:
                 math.degrees(math.atan2(e, nn)) % 360.0,
                 cov[i],
                 (self.camera_id,),
+                occlusion_possible=bool(occluded[i]),
             )
         return fixes
+
+    def _occlusion_column(self, dirs: F64, hit_en: F64, grid: LocalGrid) -> tuple[F64, NDArray[np.bool_]]:
+        """For located rays that graze a brow: a covariance column along the line of sight and a flag.
+
+        The positions consistent with a ray, give or take ``c = terrain.occlusion_clearance_m`` metres, run
+        from where the ground raised by c meets it (``s_lo``) to where the ray lifted by c at the hit meets the
+        ground (``s_hi``). When ground hidden from the camera by more than c (a shadow behind a brow) lies in
+        that interval, an object standing there would show its bottom at this very pixel: the fix is flagged
+        and the ellipse stretched to reach both ends (the longer side over k, as for the other sources).
+        """
+        c = self.terrain.occlusion_clearance_m
+        n = len(dirs)
+        hor = np.hypot(dirs[:, 0], dirs[:, 1])
+        s1 = np.hypot(hit_en[:, 0], hit_en[:, 1])
+        s_max = min(self.terrain.max_range_m, grid.half_size_m)
+        t_lo, _ = self.intersect(dirs, np.full(n, c))
+        s_lo = np.where(np.isnan(t_lo), s1, t_lo * hor)
+        elev = np.arctan2(dirs[:, 2], hor) + c / np.maximum(s1, 1.0)
+        az = dirs[:, :2] / np.maximum(hor, 1e-12)[:, None]
+        up = np.concatenate([az * np.cos(elev)[:, None], np.sin(elev)[:, None]], axis=1)
+        t_hi, _ = self.intersect(up, np.zeros(n))
+        s_hi = np.where(np.isnan(t_hi), s_max, t_hi * np.hypot(up[:, 0], up[:, 1]))
+        col = np.zeros((n, 2))
+        flag = np.zeros(n, bool)
+        curv = self._curv()
+        for i in range(n):
+            if s_hi[i] - s_lo[i] <= 2.0 * grid.step_m:
+                continue
+            s = np.arange(grid.step_m, s_hi[i] + grid.step_m, grid.step_m / 2.0)
+            en = s[:, None] * az[i][None, :]
+            h = grid.height(en[:, 0], en[:, 1])  # surface metres ≈ tangent metres here (R/(R+h) ~ 1e-4)
+            slope = np.where(np.isnan(h), -np.inf, (h - curv * s * s - self.camera_z_m) / s)
+            # how far each point lies below the skyline over nearer ground (0 where the DEM has no data)
+            hidden_m = np.where(np.isnan(h), 0.0, (np.maximum.accumulate(slope) - slope) * s)
+            inside = (s >= s_lo[i]) & (s <= s_hi[i])
+            if inside.any() and float(hidden_m[inside].max()) > c:
+                flag[i] = True
+                reach = max(s1[i] - s_lo[i], s_hi[i] - s1[i])
+                col[i] = az[i] * reach / PROBE_K
+        return col, flag
 
     def _probe(self, pose: Pose, image_wh: tuple[int, int], xy: F64, steps: F64) -> tuple[F64, NDArray[np.int8]]:
         """Ground points (S, N, 2) east/north for pose/pixel/ground perturbations ``steps`` (S, 5): d_pan,
@@ -515,6 +562,7 @@ def fix_from_cov(
     bearing_deg: float,
     cov_en: Any,
     cameras: tuple[str, ...],
+    occlusion_possible: bool = False,
 ) -> GroundFix:
     """A :class:`GroundFix` whose ellipse and ``cov_en_m2`` come from a 2×2 east/north covariance (m²)."""
     c = np.asarray(cov_en, dtype=np.float64).reshape(2, 2)
@@ -531,4 +579,5 @@ def fix_from_cov(
         orientation_deg=orient,
         cov_en_m2=(float(c[0, 0]), float(c[0, 1]), float(c[1, 0]), float(c[1, 1])),
         cameras=cameras,
+        occlusion_possible=occlusion_possible,
     )

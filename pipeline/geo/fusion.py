@@ -14,7 +14,8 @@ Gating (all must hold, else :func:`fuse_fixes` returns None):
 * different cameras;
 * lines of sight crossing at ≥ ``min_crossing_deg`` (near-parallel bearings add nothing);
 * the two fixes agree: the χ² of the bearing intersection's residual (2 degrees of freedom) ≤ ``gate_chi2``
-  (default 13.8, the 99.9 % point of χ²₂; for ``ci`` the Mahalanobis distance² of ``xa − xb`` under ``Pa + Pb``);
+  (default 18.4, the 99.99 % point of χ²₂, ``fusion.gate_quantile``; for ``ci`` the Mahalanobis distance² of
+  ``xa − xb`` under ``Pa + Pb``);
 * the fused point lies inside both cameras' views when their views are given (pan ± hfov/2 seen from each
   tower) and in front of both towers.
 
@@ -39,11 +40,24 @@ from pipeline.types import GroundFix
 
 F64 = NDArray[np.float64]
 _GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def chi2_2d_quantile(q: float) -> float:
+    """The ``q`` quantile of χ² with 2 degrees of freedom: −2·ln(1 − q) (closed form for 2 dof)."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), not {q}")
+    return -2.0 * math.log1p(-q)
+
+
 #: χ²₂ at 0.99: two fixes of one object disagree by more than this only 1 % of the time (if all were Gaussian).
-GATE_CHI2_99 = 9.210340371976182
-#: χ²₂ at 0.999, the default gate: the measured residuals run a little heavier than Gaussian (2.3 % of true
-#: pairs above the 99 % point in tests/test_geo_fusion.py), so the default leaves room for that.
-GATE_CHI2_999 = 13.815510557964274
+GATE_CHI2_99 = chi2_2d_quantile(0.99)
+#: χ²₂ at 0.999 (13.8).
+GATE_CHI2_999 = chi2_2d_quantile(0.999)
+#: The default gate, χ²₂ at 0.9999 (18.4): true pairs' residuals have heavier tails than Gaussian (pose errors
+#: at grazing angles, the skew the probes only approximate); measured by ``scripts/bench_geo.py --fusion-gate``
+#: this turns away ~0.3 % of true pairs, where 0.99 turns away ~2 % and 0.999 ~0.7 % (docs/GEO.md).
+GATE_QUANTILE = 0.9999
+GATE_CHI2 = chi2_2d_quantile(GATE_QUANTILE)
 
 
 def cov_of(fix: GroundFix, floor_m2: float = 1e-4) -> F64:
@@ -159,7 +173,7 @@ def fuse_fixes(
     view_a: View | None = None,
     view_b: View | None = None,
     min_crossing_deg: float = 5.0,
-    gate_chi2: float = GATE_CHI2_999,
+    gate_chi2: float = GATE_CHI2,
     method: Literal["independent", "ci"] = "independent",
 ) -> GroundFix | None:
     """One fix from two cameras' fixes of the same object, or None when they do not fit together.
@@ -201,7 +215,8 @@ def fuse_fixes(
     wa, wb = 1.0 / float(np.trace(cov_of(a))), 1.0 / float(np.trace(cov_of(b)))
     elevation = (wa * a.elevation_m + wb * b.elevation_m) / (wa + wb)
     cameras = tuple(dict.fromkeys((*a.cameras, *b.cameras)))
-    return fix_from_cov(lat, lon, elevation, float(range_a), float(az_a) % 360.0, cov, cameras)
+    return fix_from_cov(lat, lon, elevation, float(range_a), float(az_a) % 360.0, cov, cameras,
+                        occlusion_possible=a.occlusion_possible or b.occlusion_possible)
 
 
 @dataclass
@@ -234,7 +249,7 @@ class FusionBuffer:
     def __init__(
         self,
         window_s: float = 10.0,
-        gate_chi2: float = GATE_CHI2_999,
+        gate_chi2: float = GATE_CHI2,
         min_crossing_deg: float = 5.0,
         max_entries: int = 2000,
         method: Literal["independent", "ci"] = "independent",

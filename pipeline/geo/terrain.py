@@ -82,6 +82,7 @@ class Terrain:
         refraction_k: float = 0.13,
         max_range_m: float = 20_000.0,
         dem_step_m: float | None = None,
+        occlusion_clearance_m: float = 3.0,
     ) -> None:
         self.dem_path = Path(dem_path) if dem_path is not None else None
         self.vertical_sigma_m = float(vertical_sigma_m)
@@ -89,6 +90,7 @@ class Terrain:
         self.refraction_k = float(refraction_k)
         self.max_range_m = float(max_range_m)
         self.dem_step_m = dem_step_m
+        self.occlusion_clearance_m = float(occlusion_clearance_m)
         self._log = get_logger("geo")
         self._dem: NDArray[np.float64] | None = None
         self._inv_affine: Any = None
@@ -101,7 +103,15 @@ class Terrain:
     @classmethod
     def from_config(cls, cfg: TerrainConfig | None) -> Terrain:
         cfg = cfg or TerrainConfig.model_validate({})
-        return cls(cfg.dem_path, cfg.vertical_sigma_m, cfg.curvature, cfg.refraction_k, cfg.max_range_m, cfg.dem_step_m)
+        return cls(
+            cfg.dem_path,
+            cfg.vertical_sigma_m,
+            cfg.curvature,
+            cfg.refraction_k,
+            cfg.max_range_m,
+            cfg.dem_step_m,
+            cfg.occlusion_clearance_m,
+        )
 
     @property
     def is_flat(self) -> bool:
