@@ -100,7 +100,17 @@ class ReaderConfig(Strict):
         ge=0,
         le=16,
         description="Codec threads per camera (0: one per core). More: a big stream decoded at full rate keeps"
-        " up; but each thread adds latency and memory, and on a many-camera box one thread each is cheapest.",
+        " up; but each thread adds latency and memory, and on a many-camera box one thread each is cheapest."
+        " Key frames only (decode_mode keyframes) always decode on one thread: FFmpeg's slice threads do not"
+        " report the frames they had to conceal.",
+    )
+    degraded_clear_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="A camera whose decoder had to conceal damaged data is `degraded` (its concealed frames are"
+        " never analysed) until this long passes without another. Too low: the status flaps on a link that"
+        " breaks every few seconds; too high: a repaired link stays flagged long after.",
     )
     max_clock_skew_s: float = Field(
         2.0,

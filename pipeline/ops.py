@@ -30,6 +30,8 @@ CAMERA_COUNTERS = {
     "frames_dropped_total": "Frames overwritten in the latest-frame slot before the detector took them.",
     "reconnects_total": "Reconnections to the camera.",
     "stalls_total": "Times the watchdog found the stream stalled.",
+    "decode_errors_total": "Packets the decoder could not decode.",
+    "frames_concealed_total": "Frames the decoder concealed (or predicted from one): never analysed.",
 }
 CAMERA_GAUGES = {
     "fps_in": "Current input frames per second.",

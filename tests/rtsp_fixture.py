@@ -64,6 +64,19 @@ def make_clip(path: Path, seconds: float = 60.0, fps: int = 25, width: int = 320
     return path
 
 
+def garble_clip(clip: Path, out: Path, every_bytes: int = 150_000, garbage_bytes: int = 2_000,
+                seed: int = 1) -> Path:
+    """``clip`` with ``garbage_bytes`` of random bytes every ``every_bytes`` of its media data (the header
+    and the first 50 kB of frames are spared, so that the file opens): a stream with bit errors."""
+    data = bytearray(clip.read_bytes())
+    start = data.find(b"mdat") + 8 + 50_000
+    rng = np.random.default_rng(seed)
+    for offset in range(start, len(data) - garbage_bytes, every_bytes):
+        data[offset:offset + garbage_bytes] = rng.integers(0, 256, garbage_bytes, dtype=np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
 @dataclass
 class RtspServer:
     """One gst-rtsp-server process: ``start()``, ``kill()`` (SIGKILL), ``freeze()``/``thaw()`` (SIGSTOP/CONT)."""

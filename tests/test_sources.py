@@ -17,7 +17,7 @@ from pipeline.sources import FileSource, LatestFrameSlot, Source, make_source
 from pipeline.sources.base import DecodePolicy, FrameGate, StreamClock
 from pipeline.sources.slot import HourCounter
 from pipeline.types import Frame, Pose
-from tests.rtsp_fixture import make_clip, wait_until
+from tests.rtsp_fixture import garble_clip, make_clip, wait_until
 
 
 def frame(seq: int, camera_id: str = "c") -> Frame:
@@ -254,3 +254,49 @@ def test_keyframes_only_file(clip4s: Path) -> None:
     src.stop()
     assert len(frames) == 4
     assert src.health()["frames_in_total"] == 4  # one key frame a second, nothing else decoded
+
+
+@pytest.fixture(scope="module")
+def garbled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
+    """A 12 s 640x360 clip with 2 kB of garbage every 150 kB, and the frames of the clean original."""
+    import av
+
+    folder = tmp_path_factory.mktemp("garbled")
+    clip = make_clip(folder / "clean.mp4", seconds=12.0, width=640, height=360)
+    with av.open(str(clip)) as container:
+        clean = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    return garble_clip(clip, folder / "garbled.mp4"), clean
+
+
+def test_concealed_frames_are_counted_never_analysed_and_the_camera_is_degraded(
+        garbled: tuple[Path, list[np.ndarray]]) -> None:
+    """A corrupt H.264 stream: FFmpeg conceals the damage and the smeared frames (until the next key frame)
+    looked like machines to the detector. None of them may reach the analysis."""
+    clip, clean = garbled
+    seen: list[tuple[str, dict[str, Any]]] = []
+    src = make_source(file_camera(clip, realtime=False, analysis_fps=25.0, reader={"decode_mode": "all"}),
+                      lambda c, s, d: seen.append((s, d)))
+    src.start()
+    frames = take_all(src, timeout_s=60.0)
+    src.stop()
+    health = src.health()
+    assert health["frames_in_total"] == len(clean)
+    assert health["frames_concealed_total"] >= 25  # at least one whole group of pictures was damaged
+    assert len(frames) + health["frames_concealed_total"] == len(clean)
+    t0 = frames[0].t_capture  # frame 0 lies before the first garbage
+    for frame in frames:
+        index = round((frame.t_capture - t0) * 25)
+        damage = float(np.abs(frame.image_bgr.astype(np.int16) - clean[index].astype(np.int16)).mean())
+        assert damage < 1.0, (index, damage)  # every analysed frame is as clean as the original
+    statuses = [s for s, _ in seen]
+    assert "degraded" in statuses, statuses
+    degraded = dict(seen)["degraded"]
+    assert degraded["frames_concealed_total"] >= 1 and "not analysed" in degraded["reason"]
+
+
+def test_a_clean_clip_conceals_nothing(clip4s: Path) -> None:
+    src = make_source(file_camera(clip4s, realtime=False, analysis_fps=25.0, reader={"decode_mode": "all"}))
+    src.start()
+    frames = take_all(src)
+    src.stop()
+    assert len(frames) == 100 and src.health()["frames_concealed_total"] == 0

@@ -16,7 +16,16 @@ from pipeline.config import CameraConfig
 from pipeline.sources import RtspSource, Source, make_source
 from pipeline.types import Frame
 from tests.conftest import free_port
-from tests.rtsp_fixture import FAST, RtspServer, Statuses, make_clip, rtsp_clip_fixture, rtsp_server_fixture, wait_until  # noqa: F401  (fixtures)
+from tests.rtsp_fixture import (  # noqa: F401  (fixtures)
+    FAST,
+    RtspServer,
+    Statuses,
+    garble_clip,
+    make_clip,
+    rtsp_clip_fixture,
+    rtsp_server_fixture,
+    wait_until,
+)
 
 
 def camera(url: str, **kw: Any) -> CameraConfig:
@@ -149,6 +158,27 @@ def test_corrupt_or_truncated_stream_recovers(tmp_path: Path, make_bad: Any) -> 
     finally:
         src.stop()
         server.kill()
+
+
+def test_bit_errors_over_rtsp_degrade_the_camera_and_are_never_analysed(tmp_path: Path) -> None:
+    """2 kB of garbage every 150 kB of an H.264 file served over RTSP: the reader stayed `online` with
+    ``decode_errors_total 0`` and handed on smeared frames. Now it counts them and says ``degraded``."""
+    clip = make_clip(tmp_path / "clean.mp4", seconds=30.0, width=640, height=360)
+    server = RtspServer(garble_clip(clip, tmp_path / "garbled.mp4")).start()
+    statuses = Statuses()
+    src = make_source(camera(server.url, analysis_fps=25.0, reader={"decode_mode": "all"}), statuses)
+    src.start()
+    try:
+        assert wait_until(lambda: statuses.seen("degraded"), 20), statuses.names()
+        frames = drain(src, 1.0)
+        health = src.health()
+    finally:
+        src.stop()
+        server.kill()
+    assert health["status"] == "degraded"
+    assert health["frames_concealed_total"] >= 1
+    assert health["frames_analysed_total"] + health["frames_concealed_total"] <= health["frames_in_total"]
+    assert all(float(f.image_bgr.std()) > 20 for f in frames)
 
 
 def test_garbage_speaking_server_then_real_one(rtsp_clip: Path) -> None:

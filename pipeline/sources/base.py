@@ -6,7 +6,10 @@ A decoded frame reaches the analysis only when
    moving or settling) — it then carries that preset's pose;
 2. it is due at the camera's ``analysis_fps`` (the others are skipped *before* the costly BGR conversion,
    which waits until the detector takes the frame: see :class:`~pipeline.types.Frame`);
-3. the view matches the preset's reference image, where one is configured (else the preset is held).
+3. the view matches the preset's reference image, where one is configured (else the preset is held);
+4. the decoder did not have to conceal damaged data in it, nor in a frame it was predicted from since the
+   last key frame (a corrupt stream smears moving blocks that a detector takes for machines): such frames
+   are counted (``frames_concealed_total``) and the camera reports ``degraded``.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from pipeline.types import Frame
 
 StatusCallback = Callable[[str, str, dict[str, Any]], None]
 
-#: Status strings a source reports through ``on_status``.
-STATUSES = ("online", "offline", "stalled", "view_mismatch", "moving")
+#: Status strings a source reports through ``on_status`` (``degraded``: frames flow, but the decoder had to
+#: conceal damaged data lately; those frames are not analysed).
+STATUSES = ("online", "degraded", "offline", "stalled", "view_mismatch", "moving")
 
 
 class FrameGate:
@@ -198,6 +202,9 @@ class Source:
         self.reconnects = HourCounter()
         self.stalls = HourCounter()
         self.decode_errors = HourCounter()
+        self.concealed = HourCounter()  # frames the decoder concealed, or predicted from one (not analysed)
+        self._tainted = False  # damage seen since the last key frame: every frame until the next is suspect
+        self._last_concealed_mono: float | None = None
         self.fps_in = RateMeter()
         self.fps_handed = RateMeter()
         self.last_frame_mono: float | None = None
@@ -297,8 +304,19 @@ class Source:
         """Judge one decoded frame; True when it was handed to the slot."""
         self.frames_in.add()
         self.fps_in.tick()
-        self.last_frame_mono = time.monotonic()
-        if self.status != "online":
+        now = time.monotonic()
+        self.last_frame_mono = now
+        if self._concealed(vframe):
+            self.concealed.add()
+            self._last_concealed_mono = now
+            if self.status != "degraded":
+                self._set_status("degraded", reason="the decoder conceals damaged data: those frames are not"
+                                 " analysed", frames_concealed_total=self.concealed.total,
+                                 decode_errors_total=self.decode_errors.total)
+            return False
+        if self.status != "online" and not (
+                self.status == "degraded" and self._last_concealed_mono is not None
+                and now - self._last_concealed_mono < self.cfg.degraded_clear_s):
             self._set_status("online", decode="keyframes" if self.policy.keyframes_only else "all")
         aim = self.pointing.pose_at(t_capture)
         if aim is None:
@@ -319,22 +337,36 @@ class Source:
         self.fps_handed.tick()
         return self.slot.put(frame, self._stop)
 
+    def _concealed(self, vframe: VideoFrame) -> bool:
+        """True for a frame the decoder flagged as concealed/corrupt, and for every frame after one (or after
+        an undecodable packet) until the next clean key frame: they are predicted from damaged pictures."""
+        if vframe.is_corrupt:
+            self._tainted = True
+        elif vframe.key_frame:
+            self._tainted = False
+        return self._tainted
+
     def _decode(self, stream: VideoStream, packet: av.Packet) -> list[VideoFrame]:
-        """Decode one packet; a corrupt packet is counted and skipped, never fatal."""
+        """Decode one packet; a corrupt packet is counted and skipped, never fatal (the frames after it are
+        suspect until the next key frame)."""
         try:
             return list(stream.codec_context.decode(packet))
         except av.error.InvalidDataError as exc:
             self.decode_errors.add()
+            self._tainted = True
             if self.decode_errors.total <= 3 or self.decode_errors.total % 100 == 0:
                 self.log.warning("corrupt data skipped (%d so far): %s", self.decode_errors.total, exc)
             return []
 
     def _configure_decoder(self, stream: VideoStream) -> None:
         ctx = stream.codec_context
-        ctx.thread_count = self.cfg.decode_threads
+        keyframes = self.cfg.decode_mode == "keyframes"
         # frame threading delays output by one frame per thread: harmless at full rate, but with key
-        # frames only it would hold each key frame back by several key-frame intervals
-        ctx.thread_type = "SLICE" if self.cfg.decode_mode == "keyframes" else "AUTO"
+        # frames only it would hold each key frame back by several key-frame intervals; and FFmpeg's slice
+        # threads do not flag concealed frames, so key frames only decode on one thread
+        ctx.thread_count = 1 if keyframes else self.cfg.decode_threads
+        ctx.thread_type = "SLICE" if keyframes else "AUTO"
+        self._tainted = False  # a new decoder: nothing to inherit
         self._apply_policy(stream)
 
     def _apply_policy(self, stream: VideoStream) -> None:
@@ -379,6 +411,8 @@ class Source:
             "reconnects_total": self.reconnects.total,
             "stalls_total": self.stalls.total,
             "decode_errors_total": self.decode_errors.total,
+            "frames_concealed_total": self.concealed.total,
+            "frames_concealed_last_hour": self.concealed.last_hour(),
             "reconnects_last_hour": self.reconnects.last_hour(),
             "stalls_last_hour": self.stalls.last_hour(),
             "skipped_last_hour": self.skipped.last_hour() + self.not_pointed.last_hour() + self.held.last_hour(),
