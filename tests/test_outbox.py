@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from pathlib import Path
@@ -146,9 +147,11 @@ def test_corrupt_file_is_moved_aside_with_one_log_line(tmp_path: Path, caplog: p
     with caplog.at_level(logging.INFO, logger="minewatch"):
         box = Outbox(path)
     lines = [r for r in caplog.records if r.name.startswith("minewatch.alerts.outbox")]
-    assert len(lines) == 1 and lines[0].levelno == logging.ERROR
+    assert len(lines) == 2 and all(r.levelno == logging.ERROR for r in lines)
     message = lines[0].getMessage()
     assert "moved aside" in message and str(path) in message and "\n" not in message
+    # these rows are not JSON events: nothing valid to salvage, and the line says so
+    assert "nothing could be salvaged" in lines[1].getMessage() and "\n" not in lines[1].getMessage()
     assert box.moved_aside_to is not None and box.moved_aside_to.exists()
     assert box.moved_aside_to.name.startswith("o.sqlite.corrupt-")
     assert box.pending_count() == 0 and box.stats()["moved_aside"] == 1
@@ -162,3 +165,44 @@ def test_unwritable_location_is_a_user_error_not_a_move(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(UserError, match="alerts.outbox_path"):
         Outbox(blocker / "sub" / "o.sqlite")
+
+
+def json_event(alert_id: str, pad: int = 400) -> Message:
+    body = json.dumps({"alert_id": alert_id, "type": "new", "pad": "x" * pad}).encode()
+    return Message("event", "p/b/events", body, None, len(body))
+
+
+def test_rows_of_a_corrupt_outbox_are_salvaged_and_sent_again(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A damaged page in the middle of the table: the rows on it are lost, every other pending row is
+    copied into the new outbox (same alert id, seq, payload, order) and counted in one log line."""
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    for i in range(300):
+        box.add(f"a{i:03d}", 2, "new", [json_event(f"a{i:03d}")])
+    box.delete(range(1, 51))  # the first 50 were acknowledged already
+    before = {r.alert_id: r for r in box.pending(1000)}
+    box.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    page = 4096
+    hit = data.index(b'"alert_id": "a150"') // page  # the leaf page holding alert a150
+    data[hit * page:(hit + 1) * page] = b"\xff" * page
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.INFO, logger="minewatch"):
+        box = Outbox(path)
+    after = box.pending(1000)
+    lost = set(before) - {r.alert_id for r in after}
+    assert "a150" in lost and len(lost) <= 10, sorted(lost)  # one page of rows, no more
+    assert [r.alert_id for r in after] == sorted(r.alert_id for r in after)  # in their order
+    for row in after:
+        old = before[row.alert_id]
+        assert (row.seq, row.kind, row.type, row.topic, row.payload) == (old.seq, old.kind, old.type, old.topic,
+                                                                         old.payload)
+        assert box.last_seq(row.alert_id) == 2  # a restart continues the sequence
+    assert box.stats()["salvaged"] == len(after) and box.salvaged == len(after)
+    lines = [r.getMessage() for r in caplog.records if "salvaged" in r.getMessage() and "outbox:" in r.getMessage()]
+    assert len(lines) == 1 and f"salvaged {len(after)} message(s) of {len(after)} alert(s)" in lines[0], lines
+    assert "lost" in lines[0]
+    box.close()

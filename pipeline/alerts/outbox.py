@@ -15,9 +15,10 @@ survives restarts, and is logged as a WARNING at most once a minute with the run
    brings it — about 1.5 kB per event row, so 100 000 rows hold months of alerts).
 
 A file SQLite cannot read (not a database, a malformed image, a failed ``quick_check``) is moved aside
-to ``<name>.corrupt-<UTC time>`` (with its ``-wal``/``-shm``), one ERROR line says so, and a new, empty
-outbox is started: the daemon keeps delivering new alerts. ``sqlite3 FILE .recover`` may rescue rows
-from the moved file.
+to ``<name>.corrupt-<UTC time>`` (with its ``-wal``/``-shm``), one ERROR line says so, and a new outbox
+is started: the daemon keeps delivering new alerts. Every valid row that can still be read from the moved
+file (:mod:`pipeline.alerts.salvage`, ``.dump``-style) is copied into the new outbox and sent again, with
+its alert id and seq; one more line counts what was salvaged and what was lost.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 #: counters kept in the outbox (cumulative over the file's life)
 COUNTERS = ("committed", "acked", "dropped_update", "dropped_snapshot", "dropped_event", "snapshot_missing",
-            "moved_aside")
+            "moved_aside", "salvaged")
 _DROP_LOG_INTERVAL_S = 60.0
 _SEQ_KEEP_S = 30 * 86400.0
 
@@ -111,6 +112,7 @@ class Outbox:
         self._last_drop_log = 0.0
         self._drops_since_log: dict[str, int] = {}
         self.moved_aside_to: Path | None = None
+        self.salvaged = 0  # rows recovered from a moved-aside file at opening
         self._conn = self._open()
 
     # -- opening, corruption ------------------------------------------------------------------------
@@ -135,14 +137,48 @@ class Outbox:
                 conn.close()
             if not _is_corruption(exc):
                 raise UserError(str(self.path), "alerts.outbox_path", "a writable SQLite file", exc) from None
-            reason = str(exc)
+            reason = " ".join(str(exc).split())  # quick_check's report spans lines
         aside = self._move_aside()
-        log.error("outbox %s is unreadable (%s): moved aside to %s, started a new empty outbox"
-                  " (try `sqlite3 %s .recover` to rescue its alerts)", self.path, reason, aside.name, aside)
+        log.error("outbox %s is unreadable (%s): moved aside to %s, started a new outbox; its readable rows"
+                  " are salvaged and sent again", self.path, reason, aside.name)
         conn = self._connect()
         self._check_and_init(conn)
         self._bump(conn, "moved_aside", 1)
+        self._resend_salvaged(conn, aside)
         return conn
+
+    def _resend_salvaged(self, conn: sqlite3.Connection, aside: Path) -> None:
+        """Copy the valid rows that can still be read from the moved-aside file into the new outbox, in
+        their order and with their alert ids and seqs (consumers drop what they already had by seq)."""
+        from pipeline.alerts.salvage import salvage
+
+        found = salvage(aside)
+        self.salvaged = len(found.rows)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for row in found.rows:
+                conn.execute(
+                    "INSERT INTO messages (alert_id, seq, kind, type, topic, payload, file, nbytes, created_s,"
+                    " attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (row.alert_id, row.seq, row.kind, row.type, row.topic, row.payload, row.file, row.nbytes,
+                     row.created_s, row.attempts))
+            for alert_id, seq in found.seqs.items():
+                conn.execute("INSERT INTO seqs (alert_id, last_seq, updated_s) VALUES (?, ?, ?) ON CONFLICT"
+                             " (alert_id) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
+                             (alert_id, seq, time.time()))
+            self._bump(conn, "salvaged", len(found.rows))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if found.rows:
+            lost = f"; {found.skipped_ids} id(s) on damaged pages and {found.invalid_rows} damaged row(s) lost" \
+                if found.skipped_ids or found.invalid_rows else ""
+            log.warning("outbox: salvaged %d message(s) of %d alert(s) from %s, sent again%s", len(found.rows),
+                        found.alerts, aside.name, lost)
+        else:
+            why = found.error or (f"{found.invalid_rows} damaged row(s)" if found.invalid_rows else "no rows")
+            log.error("outbox: nothing could be salvaged from %s (%s): its pending alerts are lost", aside.name, why)
 
     def _check_and_init(self, conn: sqlite3.Connection) -> None:
         rows = conn.execute("PRAGMA quick_check").fetchall()
