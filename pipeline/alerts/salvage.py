@@ -3,9 +3,9 @@
 ``sqlite3 FILE .recover`` rescued nothing from such files on sqlite3 3.40, but most of their rows sit on
 pages that are intact: like ``.dump``, read the ``messages`` table in rowid order, and when a damaged
 page stops the scan, step over the ids it holds and scan on (a scan that starts beyond them seeks
-through other pages). Every row is checked before it is
-kept (known kind and type, a topic, event JSON that parses, and names this alert where it names one); the rest is counted
-as lost. Nothing is written to the damaged file: it is opened read-only, as a snapshot of its bytes.
+through other pages). Every row is checked before it is kept (known kind and type, a topic, event JSON
+that parses and names this alert where it names one); the rest is counted as lost. Nothing is written to
+the damaged file: it is opened read-only.
 """
 
 from __future__ import annotations
