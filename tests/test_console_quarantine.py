@@ -214,4 +214,3 @@ def test_a_closed_case_is_not_rewritten_by_a_later_update(ingestor: Ingestor, br
         assert reopened is not None and (reopened["class"], reopened["seq"]) == ("truck", 4)
     finally:
         pub.loop_stop()
-

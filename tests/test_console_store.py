@@ -363,7 +363,7 @@ def test_case_goes_through_every_step_in_order(store: Store) -> None:
 def test_step_transitions_refused(store: Store, done: list[str], step: str, error: str) -> None:
     ingest(store, make_event())
     for s in done:
-        store.cases.record_step("a1", s, author="op1")
+        store.cases.record_step("a1", s, author="op1", actor="李四")
     with pytest.raises(CaseError, match=error):
         store.cases.record_step("a1", step, author="op2")
 
@@ -383,7 +383,7 @@ def test_dismiss_reopen_needs_reason_and_keeps_the_log(store: Store) -> None:
     with pytest.raises(CaseError, match="cannot be dismissed"):
         store.cases.dismiss("a1", "op2", "again")
     store.cases.reopen("a1", "op2", "it was an excavator after all")
-    store.cases.record_step("a1", "stopped", author="op2")
+    store.cases.record_step("a1", "stopped", author="op2", actor="李四")
     a = store.get_alert("a1")
     assert a is not None
     assert [(e["action"], e["author"]) for e in a["log"]] == [
@@ -397,11 +397,11 @@ def test_dismiss_reopen_needs_reason_and_keeps_the_log(store: Store) -> None:
 def test_reopened_closed_case_is_rectified_again(store: Store) -> None:
     ingest(store, make_event())
     for step in STEPS[1:]:
-        store.cases.record_step("a1", step, author="op1")
+        store.cases.record_step("a1", step, author="op1", actor="李四")
     store.cases.reopen("a1", "op2", "the pit was dug again")
     a = store.get_alert("a1")
     assert a is not None and (a["case_status"], a["case_step"]) == ("open", "investigated")
-    store.cases.record_step("a1", "rectified", author="op2", note="refilled, checked on site")
+    store.cases.record_step("a1", "rectified", author="op2", actor="李四", note="refilled, checked on site")
     a = store.get_alert("a1")
     assert a is not None and (a["case_status"], a["case_step"]) == ("closed", "rectified")
     assert [e["action"] for e in a["log"]][-3:] == ["rectified", "reopened", "rectified"]
@@ -411,7 +411,7 @@ def test_reopened_closed_case_is_rectified_again(store: Store) -> None:
 
 def test_events_never_touch_the_case(store: Store) -> None:
     ingest(store, make_event(seq=1))
-    store.cases.record_step("a1", "stopped", author="op1")
+    store.cases.record_step("a1", "stopped", author="op1", actor="李四")
     ingest(store, make_event(seq=2, type_="end"))
     a = store.get_alert("a1")
     assert a is not None and (a["case_step"], a["event_type"]) == ("stopped", "end")

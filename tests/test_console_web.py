@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Broker
@@ -44,8 +45,19 @@ def setup(tmp_path: Path, operators_db: Path) -> tuple[Store, FlaskClient]:
     return store, app.test_client()
 
 
+def login_form_token(client: FlaskClient) -> str:
+    page = client.get("/login").get_data(as_text=True)
+    return page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def post_login(client: FlaskClient, user: str, password: str, next_: str | None = None, **environ: str) -> Any:
+    data = {"username": user, "password": password, "csrf": login_form_token(client)}
+    path = "/login" + ("?next=" + next_ if next_ is not None else "")
+    return client.post(path, data=data, environ_base=dict(environ))
+
+
 def login(client: FlaskClient, user: str, password: str) -> str:
-    resp = client.post("/login", data={"username": user, "password": password})
+    resp = post_login(client, user, password)
     assert resp.status_code == 302, resp.data
     page = client.get("/").get_data(as_text=True)
     marker = '"csrf": "'
@@ -89,7 +101,7 @@ def test_security_headers(setup: tuple[Store, FlaskClient]) -> None:
 
 def test_wrong_password_is_refused(setup: tuple[Store, FlaskClient]) -> None:
     _, client = setup
-    resp = client.post("/login", data={"username": "alice", "password": "nope-nope"})
+    resp = post_login(client, "alice", "nope-nope")
     assert resp.status_code == 200 and "wrong user name or password" in resp.get_data(as_text=True)
     assert client.get("/api/alerts").status_code == 401
 
@@ -117,11 +129,13 @@ def test_steps_by_two_operators_are_recorded_with_their_authors(
     )
     assert ok.status_code == 200
     # bob's page was stale: he also tries to record "stopped" → conflict, nothing changes
-    stale = bob.post("/api/alerts/a1/steps", json={"step": "stopped"}, headers={"X-CSRF-Token": token_b})
+    stale = bob.post(
+        "/api/alerts/a1/steps", json={"step": "stopped", "actor": "赵六"}, headers={"X-CSRF-Token": token_b}
+    )
     assert stale.status_code == 409 and "next step is reported" in stale.get_json()["error"]
     ok = bob.post(
         "/api/alerts/a1/steps",
-        json={"step": "reported", "t_done": "2026-11-29T10:00:00+08:00"},
+        json={"step": "reported", "actor": "赵六", "t_done": "2026-11-29T18:00:00+08:00"},
         headers={"X-CSRF-Token": token_b},
     )
     assert ok.status_code == 200
@@ -131,10 +145,12 @@ def test_steps_by_two_operators_are_recorded_with_their_authors(
         ("stopped", "alice"),
         ("reported", "bob"),
     ]
-    assert detail["log"][2]["t_done"] == "2026-11-29T02:00:00.000Z"
+    assert detail["log"][2]["t_done"] == "2026-11-29T10:00:00.000Z"
     assert detail["next_step"] == "transferred"
     bad = bob.post(
-        "/api/alerts/a1/steps", json={"step": "transferred", "t_done": "yesterday"}, headers={"X-CSRF-Token": token_b}
+        "/api/alerts/a1/steps",
+        json={"step": "transferred", "actor": "赵六", "t_done": "yesterday"},
+        headers={"X-CSRF-Token": token_b},
     )
     assert bad.status_code == 400 and "ISO 8601" in bad.get_json()["error"]
 

@@ -8,6 +8,7 @@ reopened, each with its author and reason. Every change is also a row of ``chang
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from pipeline.console.db import Cursor, Database, now_iso
@@ -22,6 +23,10 @@ STEP_LABELS_ZH: dict[str, str] = {
     "rectified": "整改",
 }
 STATUSES: tuple[str, ...] = ("open", "closed", "dismissed")
+#: a step's time may be this much before the alert was first seen or received (clocks of box and console differ)
+STEP_BEFORE_ALERT_S = 3600.0
+#: and this much after the console's now (the operator's clock)
+STEP_AFTER_NOW_S = 600.0
 
 
 class CaseError(Exception):
@@ -64,6 +69,25 @@ def log_action(
     cur.execute("INSERT INTO changes (alert_id, kind, t) VALUES (?, 'case', ?)", (alert_id, now))
 
 
+def _parse_z(t: str) -> datetime:
+    d = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def _check_step_time(t_done: str, alert_t: str) -> None:
+    """A step is done after its alert was seen and not in the future (1970 or 2099 are typing mistakes)."""
+    try:
+        done = _parse_z(t_done)
+    except ValueError:
+        raise CaseError(f"t_done: expected an ISO 8601 time, found {t_done[:40]!r}") from None
+    earliest = _parse_z(alert_t) - timedelta(seconds=STEP_BEFORE_ALERT_S)
+    latest = datetime.now(UTC) + timedelta(seconds=STEP_AFTER_NOW_S)
+    if not earliest <= done <= latest:
+        raise CaseError(
+            f"t_done: expected a time between the alert ({earliest:%Y-%m-%d %H:%M} UTC) and now, found {t_done[:40]}"
+        )
+
+
 class CaseWorkflow:
     """Operators' changes to cases. Thread-safe: each call is one transaction on its own pooled connection."""
 
@@ -79,9 +103,16 @@ class CaseWorkflow:
         previous = STEPS[STEPS.index(step) - 1]
         now = now_iso()
         with self.db.tx() as cur:
-            row = cur.one("SELECT case_step, case_status FROM alerts WHERE alert_id = ?", (alert_id,))
+            row = cur.one(
+                "SELECT case_step, case_status, t_first, received_at FROM alerts WHERE alert_id = ?", (alert_id,)
+            )
             if row is None:
                 raise CaseError(f"no alert {alert_id!r}")
+            if row["case_status"] == "open" and row["case_step"] == previous:  # else: the conflict below
+                if not actor.strip():
+                    raise CaseError(f"actor: expected who did {step} (a name), found nothing")
+                if t_done is not None:
+                    _check_step_time(t_done, min(str(row["t_first"]), str(row["received_at"])))
             status = "closed" if step == "rectified" else "open"
             n = cur.execute(
                 "UPDATE alerts SET case_step = ?, case_status = ?, updated_at = ?"

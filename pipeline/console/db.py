@@ -84,6 +84,21 @@ CREATE TABLE IF NOT EXISTS operators (
     display_name TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    sid_sha256 TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (username);
+CREATE TABLE IF NOT EXISTS login_failures (
+    id {serial},
+    username TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    t TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_t ON login_failures (t);
 CREATE TABLE IF NOT EXISTS changes (
     id {serial},
     alert_id TEXT,

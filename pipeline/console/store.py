@@ -17,7 +17,7 @@ from typing import Any, TypedDict, cast
 
 from pipeline.console.cases import CaseLogEntry, CaseWorkflow
 from pipeline.console.db import Cursor, Database, now_iso
-from pipeline.console.operators import Operators
+from pipeline.console.operators import LoginThrottle, Operators, Sessions
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,8 @@ class Store:
         self.db.create_schema()
         self.cases = CaseWorkflow(self.db)
         self.operators = Operators(self.db)
+        self.sessions = Sessions(self.db)
+        self.logins = LoginThrottle(self.db)
 
     # ---- ingest ---------------------------------------------------------------------------------------
     def ingest_event(self, event: EventRecord) -> IngestResult:

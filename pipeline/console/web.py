@@ -10,6 +10,7 @@ so changes made through any console sharing the register show up on every page.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WResponse
 
 from pipeline.console import auth
@@ -33,6 +34,7 @@ from pipeline.console.mapdata import (
     to_gcj02_features,
     to_gcj02_point,
 )
+from pipeline.console.operators import LOGIN_WINDOW_S
 from pipeline.console.store import AlertListRow, Store
 from pipeline.logs import get_logger
 
@@ -41,6 +43,9 @@ HERE = Path(__file__).resolve().parent
 PUBLIC = ("/login", "/healthz", "/static/")
 #: a live stream is closed after this long (the browser reconnects at once) so threads are recycled
 STREAM_MAX_S = 300.0
+#: where a login may send the browser back to: a path on this site (no scheme, no host, no "//" or "/\\",
+#: no tab or newline that a browser would drop to make "//host")
+SAFE_NEXT = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.~%?=&+,;:@!$'()*-]*$")
 
 
 def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], dict[str, Any]] | None = None) -> Flask:
@@ -77,25 +82,30 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         log.warning("Leaflet is not vendored: the map stays empty (run scripts/vendor_console_assets.sh)")
 
     def user() -> dict[str, str] | None:
-        name = session.get("user")
-        if not name:
-            return None
-        row = store.operators.get(str(name))
-        if row is None:
-            return None
-        return {"username": str(row["username"]), "display_name": str(row["display_name"])}
+        """The logged-in operator (username, display_name, csrf) of this request: its session must be live on
+        the server (logging out ends it there, whatever the browser kept)."""
+        if "user" in g:
+            return g.user
+        g.user = None
+        sid = session.get("sid")
+        live = store.sessions.get(str(sid)) if sid else None
+        row = store.operators.get(live["username"]) if live else None
+        if live is not None and row is not None:
+            g.user = {"username": row["username"], "display_name": row["display_name"], "csrf": live["csrf"]}
+        return g.user
 
     @app.before_request
     def _require_login() -> WResponse | None:
         path = request.path
         if path.startswith(PUBLIC):
             return None
-        if user() is None:
+        u = user()
+        if u is None:
             if path.startswith(("/api/", "/export/", "/snapshots/")):
                 return _json_error("login required", 401)
             return redirect(url_for("login", next=request.full_path.rstrip("?")))
         token = request.headers.get("X-CSRF-Token") or request.form.get("csrf")
-        if request.method not in ("GET", "HEAD") and token != session.get("csrf"):
+        if request.method not in ("GET", "HEAD") and not secrets.compare_digest(str(token or ""), u["csrf"]):
             return _json_error("missing or wrong X-CSRF-Token", 403)
         return None
 
@@ -111,30 +121,61 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
     def healthz() -> WResponse:
         return jsonify(ok=True)
 
+    def login_page(error: str, status: int = 200, retry_after_s: int | None = None) -> WResponse:
+        # the login form's own CSRF token, in the (pre-login) session cookie: a form on another site cannot
+        # log this browser in as someone else (login CSRF); SameSite=Strict keeps the cookie from it anyway
+        token = session.get("login_csrf") or secrets.token_urlsafe(24)
+        session["login_csrf"] = token
+        html = render_template("login.html", title=config.web.title, error=error, csrf=token)
+        resp = Response(html, status=status, mimetype="text/html")
+        if retry_after_s:
+            resp.headers["Retry-After"] = str(retry_after_s)
+        return resp
+
     @app.route("/login", methods=["GET", "POST"])
-    def login() -> WResponse | str:
-        error = ""
+    def login() -> WResponse:
         target = request.args.get("next") or "/"
-        if not target.startswith("/") or target.startswith("//"):
+        if not SAFE_NEXT.match(target):
             target = "/"
-        if request.method == "POST":
-            name = request.form.get("username", "").strip()
+        if request.method != "POST":
+            return login_page("")
+        sent = request.form.get("csrf", "")
+        if not sent or not secrets.compare_digest(sent, str(session.get("login_csrf", ""))):
+            log.warning("login refused: the form's token is missing or wrong (a form on another site?)")
+            return login_page("请重新登录 · the login form expired, log in again", 400)
+        name = request.form.get("username", "").strip()[:64]
+        ip = request.remote_addr or "?"
+        why = store.logins.refused(name, ip)
+        if why:
+            log.warning("login for %r from %s refused: %s", name, ip, why)
+            minutes = LOGIN_WINDOW_S // 60
+            return login_page(f"登录失败次数过多 · too many failed logins: wait {minutes} minutes", 429, LOGIN_WINDOW_S)
+        try:
             op = auth.verify(store, name, request.form.get("password", ""))
-            if op is not None:
-                session.clear()
-                session.permanent = True
-                session["user"] = op["username"]
-                session["csrf"] = secrets.token_urlsafe(24)
-                log.info("operator %s logged in", op["username"])
-                return redirect(target)
-            log.warning("failed login for %r", name[:64])
+        except auth.LoginBusy:
+            return login_page("系统繁忙 · too many logins at once, try again", 503, 5)
+        if op is None:
+            store.logins.failed(name, ip)
+            log.warning("failed login for %r from %s", name, ip)
             time.sleep(0.5)
-            error = "用户名或密码错误 · wrong user name or password"
-        return render_template("login.html", title=config.web.title, error=error)
+            return login_page("用户名或密码错误 · wrong user name or password")
+        store.logins.succeeded(name, ip)
+        sid, _csrf = store.sessions.start(op["username"], config.web.session_hours)
+        session.clear()
+        session.permanent = True
+        session["sid"] = sid
+        log.info("operator %s logged in from %s", op["username"], ip)
+        return redirect(target)
 
     @app.post("/logout")
     def logout() -> WResponse:
+        sid = session.get("sid")
+        if sid:
+            store.sessions.end(str(sid))  # the cookie, wherever a copy of it is, no longer reads or writes
+        u = user()
         session.clear()
+        if u:
+            log.info("operator %s logged out", u["username"])
         return redirect(url_for("login"))
 
     @app.get("/")
@@ -142,8 +183,8 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         u = user()
         assert u is not None
         page = {
-            "csrf": session.get("csrf", ""),
-            "user": u,
+            "csrf": u["csrf"],
+            "user": {"username": u["username"], "display_name": u["display_name"]},
             "steps": list(STEPS),
             "step_labels": STEP_LABELS_ZH,
             "statuses": list(STATUSES),
@@ -153,10 +194,10 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         return render_template(
             "index.html",
             title=config.web.title,
-            page_json=json.dumps(page, ensure_ascii=False),
+            page_json=script_json(page),
             vendor_ok=vendor_ok,
             user=u,
-            csrf=session.get("csrf", ""),
+            csrf=u["csrf"],
         )
 
     @app.get("/api/health")
@@ -318,6 +359,13 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         )
 
     return app
+
+
+def script_json(value: Any) -> str:
+    """JSON to put inside a <script> block: ``<``, ``>`` and ``&`` escaped, so that a ``</script>`` in a display
+    name or zone name cannot end the block (JSON.parse reads the escapes back)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _summary(row: AlertListRow) -> dict[str, Any]:
