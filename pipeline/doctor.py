@@ -126,22 +126,22 @@ def check_broker(mqtt: MqttConfig, timeout_s: float = 5.0) -> Check:
 
 
 def check_camera(cam: CameraConfig, timeout_s: float = 8.0) -> Check:
-    import av
+    from pipeline.sources.video import open_video
 
     name = f"camera {cam.id}"
     if not cam.enabled:
         return Check(name, "warn", "disabled")
     if not cam.is_rtsp and "://" not in cam.source and not Path(cam.source).is_file():
         return Check(name, "FAIL", f"{cam.source_redacted}: no such file", "fix cameras[].source")
-    options = {"rtsp_transport": "tcp"} if cam.is_rtsp else {}
     try:
-        with av.open(cam.source, options=options, timeout=(timeout_s, timeout_s)) as container:
-            stream = container.streams.video[0]
-            frame = next(container.decode(stream))
+        with open_video(cam.source, timeout_s, cam.source_redacted) as (container, stream):
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                raise UserError(cam.source_redacted, None, "a decodable frame", "none")
             return Check(name, "ok", f"{cam.source_redacted}: {frame.width}x{frame.height} "
                          f"{stream.codec_context.name} {float(stream.average_rate or 0):.3g} fps")
-    except (av.FFmpegError, OSError, StopIteration, IndexError) as exc:
-        return Check(name, "FAIL", f"{cam.source_redacted}: {redact(str(exc))}",
+    except UserError as exc:  # its text names the source (credentials masked) and what PyAV said
+        return Check(name, "FAIL", str(exc),
                      "check the camera's address, credentials and that port 554 is reachable")
 
 

@@ -7,6 +7,7 @@ seconds when named ``t_*``). ``lat``/``lon`` are WGS84.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,6 +99,12 @@ class Detections:
     score: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0,), np.float32))  # (N,)
     class_id: NDArray[np.int32] = field(default_factory=lambda: np.zeros((0,), np.int32))  # (N,) CLASSES
 
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[float]] | NDArray[np.floating]) -> Detections:
+        """From rows ``(x1, y1, x2, y2, score, class_id)`` (tests, benchmarks, hand-made detections)."""
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        return cls(arr[:, :4].astype(np.float32), arr[:, 4].astype(np.float32), arr[:, 5].astype(np.int32))
+
     def __len__(self) -> int:
         return int(self.score.shape[0])
 
@@ -110,6 +117,11 @@ class Detections:
 
     def subset(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> Detections:
         return Detections(self.xyxy[keep], self.score[keep], self.class_id[keep])
+
+    def at_or_above(self, score_per_class: Sequence[float] | NDArray[np.floating]) -> Detections:
+        """Only the detections whose score reaches their class's threshold (``score_per_class[class_id]``,
+        indexed like :data:`CLASSES`): the one per-class threshold filter."""
+        return self.subset(self.score >= np.asarray(score_per_class, np.float32)[self.class_id])
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from numpy.typing import NDArray
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.boxes import iou_matrix  # noqa: E402
 from pipeline.config import DetectorConfig, TilingConfig  # noqa: E402
-from pipeline.detect.decode import iou_matrix  # noqa: E402
 from pipeline.detect.onnx_detector import OnnxDetector  # noqa: E402
 from pipeline.detect.tiling import detect_frames  # noqa: E402
 from pipeline.train.dataset import Item, Source, collect, split_groups  # noqa: E402

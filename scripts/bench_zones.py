@@ -80,9 +80,7 @@ def cost_ms(n_det: int, n_zones: int, frames: int = 300) -> tuple[float, float, 
     trackers = PresetTrackers(rules.track, alerts.confirm_hits, alerts.confirm_window)
     rng = np.random.default_rng(1)
     pos = np.stack([1000 + rng.uniform(0, 3000, n_det), -1500 + rng.uniform(0, 3000, n_det)], axis=1)
-    x1 = np.arange(n_det, dtype=np.float32) * (1800 / max(n_det, 1))
-    xyxy = np.stack([x1, np.full(n_det, 500, np.float32), x1 + 50, np.full(n_det, 540, np.float32)], axis=1)
-    dets = Detections(xyxy, np.full(n_det, 0.8, np.float32), np.zeros(n_det, np.int32))
+    dets = Detections.from_rows([(x1, 500, x1 + 50, 540, 0.8, 0) for x1 in np.arange(n_det) * (1800 / max(n_det, 1))])
     image = np.zeros((1080, 1920, 3), np.uint8)
     pose = Pose(90.0, -2.0, 60.0)
     times: list[float] = []

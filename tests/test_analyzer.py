@@ -35,8 +35,7 @@ def frame_seeing(analyzer: Analyzer, cam_id: str, lat: float, lon: float, t: flo
     pose = Pose(cam.pan_deg, cam.tilt_deg, cam.hfov_deg)
     x, y = state.model.project(pose, WH, np.array([lat]), np.array([lon]))[0]
     assert 0 < x < WH[0] and 0 < y < WH[1], (x, y)
-    dets = Detections(np.array([[x - 10, y - 20, x + 10, y]], np.float32), np.array([0.9], np.float32),
-                      np.array([CLASS_INDEX["excavator"]], np.int32))
+    dets = Detections.from_rows([(x - 10, y - 20, x + 10, y, 0.9, CLASS_INDEX["excavator"])])
     image = np.zeros((WH[1], WH[0], 3), np.uint8)
     return Frame(cam_id, 0, t, image, pose, t), dets
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.detect.decode import decode_yolo, iou_matrix, nms, xywh_to_xyxy
+from pipeline.boxes import iou_matrix
+from pipeline.detect.decode import decode_yolo, nms
 
 
 def _head(anchors: list[tuple[float, float, float, float, float, float]]) -> np.ndarray:
@@ -21,16 +22,6 @@ HEAD = _head(
         (10, 10, 4, 4, 0.2, 0.1),  # below the threshold
     ]
 )
-
-
-def test_xywh_to_xyxy() -> None:
-    np.testing.assert_allclose(xywh_to_xyxy(np.array([[50, 40, 20, 10]], np.float32)), [[40, 35, 60, 45]])
-
-
-def test_iou_matrix_hand_values() -> None:
-    a = np.array([[40, 40, 60, 60]], np.float32)
-    b = np.array([[42, 40, 62, 60], [60, 60, 70, 70], [40, 40, 60, 60]], np.float32)
-    np.testing.assert_allclose(iou_matrix(a, b), [[360 / 440, 0.0, 1.0]], rtol=1e-6)
 
 
 def test_decode_hand_checked() -> None:

@@ -203,7 +203,7 @@ def test_same_boxes_as_ultralytics_on_the_coco_model(shared_data: Path) -> None:
                                                              verbose=False)[0].boxes
     ref_xyxy = ref.xyxy.cpu().numpy()
     ref_score = ref.conf.cpu().numpy()
-    from pipeline.detect.decode import iou_matrix
+    from pipeline.boxes import iou_matrix
 
     # every confident reference box has a twin of ours (resampling differs slightly: INTER_AREA vs LINEAR)
     confident = ref_score > 0.3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.eval.alerts import AlertRecord, ClipResult, evaluate_alerts, iou_one_to_many, labelled_events
+from pipeline.eval.alerts import AlertRecord, ClipResult, evaluate_alerts, labelled_events
 from pipeline.eval.labels import ClipLabels, FrameLabels
 from pipeline.types import CLASS_INDEX
 
@@ -135,8 +135,3 @@ def test_location_error_where_positions_are_labelled() -> None:
 def test_no_location_error_without_labelled_positions() -> None:
     m = run(clip_labels(fire_frames(list(range(0, 10)))), [alert("a", FIRE, 3, fixes=[(4, 38.7, 111.6, BOX_PX)])])
     assert m.per_class["fire"].location_error_m == []
-
-
-def test_iou_one_to_many() -> None:
-    ious = iou_one_to_many((0, 0, 10, 10), np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float))
-    np.testing.assert_allclose(ious, [1.0, 50 / 150, 0.0])

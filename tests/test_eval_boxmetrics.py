@@ -15,8 +15,7 @@ SMOKE = CLASS_INDEX["smoke"]
 
 
 def dets(rows: Sequence[Sequence[float]]) -> Detections:
-    arr = np.asarray(rows, np.float32).reshape(-1, 6)
-    return Detections(arr[:, :4].copy(), arr[:, 4].copy(), arr[:, 5].astype(np.int32))
+    return Detections.from_rows(rows)
 
 
 def one_image(

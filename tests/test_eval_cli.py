@@ -156,7 +156,7 @@ def test_operating_point_equals_the_daemons_detector(shared_data: Path, tmp_path
     import av
 
     from pipeline.detect.onnx_detector import OnnxDetector
-    from pipeline.eval.hookup import at_operating_point, make_detector
+    from pipeline.eval.hookup import make_detector
 
     thresholds = {"default": 0.3, "smoke": 0.2}
     cfg = load_config(write_config(tmp_path, shared_data, score_threshold=thresholds))
@@ -173,7 +173,7 @@ def test_operating_point_equals_the_daemons_detector(shared_data: Path, tmp_path
     for image in frames:
         want = daemon_detector.detect([image])[0]
         floor = eval_detector.detect([image])[0]
-        got = at_operating_point(floor, cfg.detector.score_threshold)
+        got = floor.at_or_above(cfg.detector.score_threshold.as_array())
         assert len(floor) >= len(got)
         order_w, order_g = np.lexsort(want.xyxy.T), np.lexsort(got.xyxy.T)
         np.testing.assert_allclose(got.xyxy[order_g], want.xyxy[order_w], atol=1e-3)

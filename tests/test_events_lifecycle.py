@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import AlertsConfig, CameraConfig, ZonesConfig
-from pipeline.events.lifecycle import EventManager, angle_diff_deg
+from pipeline.events.lifecycle import EventManager
 from pipeline.geo.camera import box_bearing_deg
 from pipeline.geo.coords import LocalFrame
 from pipeline.track import PresetTrackers, Tracker, per_track
@@ -107,9 +107,7 @@ class Run:
         self.t += dt
         self.seq += 1
         frame = Frame("t1", self.seq, self.t, IMAGE, pose)
-        rows = [(o.x, 400.0, o.x + o.w, 440.0, o.score, CLASS_INDEX[o.cls]) for o in objs]
-        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
-        dets = Detections(arr[:, :4].astype(np.float32), arr[:, 4].astype(np.float32), arr[:, 5].astype(np.int32))
+        dets = Detections.from_rows([(o.x, 400.0, o.x + o.w, 440.0, o.score, CLASS_INDEX[o.cls]) for o in objs])
         fixes = [None if o.en is None else fix_at(*o.en, sigma=o.sigma) for o in objs]
         out = track_and_update(self.mgr, self.trackers, frame, dets, fixes)
         self.events.extend(out)
@@ -431,19 +429,12 @@ def test_tracks_from_the_caller() -> None:
         t += 0.5
         frame = Frame("t1", k, t, IMAGE, EAST)
         tracks = tracker.update(
-            Detections(
-                np.array([[600, 400, 660, 440]], np.float32), np.array([0.8], np.float32), np.array([0], np.int32)
-            ),
+            Detections.from_rows([(600, 400, 660, 440, 0.8, 0)]),
             t,
         )
         out = mgr.update(frame, mgr.sightings(frame, tracks, [fix_at(1000.0, 0.0)], t), t)
         if k == 0:
             assert [e.type for e in out] == ["new"]
-
-
-@pytest.mark.parametrize(("a", "b", "d"), [(10, 350, 20), (350, 10, -20), (180, 0, 180), (90, 90, 0)])
-def test_angle_diff(a: float, b: float, d: float) -> None:
-    assert angle_diff_deg(a, b) == pytest.approx(d)
 
 
 def test_unconfirmed_false_detection_does_not_keep_an_event_alive() -> None:
@@ -490,8 +481,7 @@ def test_with_the_real_camera_model() -> None:
         (beyond[0] - 20, beyond[1] - 30, beyond[0] + 20, beyond[1], 0.8, CLASS_INDEX["excavator"]),
         (sky[0] - 40, sky[1] - 60, sky[0] + 40, sky[1], 0.7, CLASS_INDEX["smoke"]),
     ]
-    arr = np.asarray(boxes, dtype=np.float64)
-    dets = Detections(arr[:, :4].astype(np.float32), arr[:, 4].astype(np.float32), arr[:, 5].astype(np.int32))
+    dets = Detections.from_rows(boxes)
     fixes = model.locate(EAST, wh, dets.bottom_centre_xy(), CAMERA.pose_sigma)
     assert fixes[0] is not None and fixes[1] is not None and fixes[2] is None
     out: list[AlertEvent] = []

@@ -23,12 +23,8 @@ def frame(camera: str = "cam-1", preset: str | None = "p1", seq: int = 1, t: flo
 
 
 def dets(*rows: tuple[int, float, tuple[float, float, float, float]]) -> Detections:
-    if not rows:
-        return Detections()
-    return Detections(
-        np.array([r[2] for r in rows], np.float32), np.array([r[1] for r in rows], np.float32),
-        np.array([r[0] for r in rows], np.int32),
-    )
+    """Rows as (class_id, score, xyxy)."""
+    return Detections.from_rows([(*xyxy, score, cls) for cls, score, xyxy in rows])
 
 
 def new_alert(camera: str = "cam-1") -> AlertEvent:

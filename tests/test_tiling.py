@@ -126,11 +126,9 @@ def test_tiled_and_untiled_cameras_share_one_batch(detector: OnnxDetector) -> No
 
 def test_object_cut_by_a_tile_edge_is_reported_once() -> None:
     # the same object: whole in tile A, its left half in tile B (cut by B's edge)
-    whole = Detections(np.array([[100, 100, 140, 120]], np.float32), np.array([0.9], np.float32),
-                       np.array([0], np.int32))
-    half = Detections(np.array([[0, 100, 20, 120]], np.float32), np.array([0.8], np.float32), np.array([0], np.int32))
-    other_class = Detections(np.array([[0, 100, 20, 120]], np.float32), np.array([0.8], np.float32),
-                             np.array([1], np.int32))
+    whole = Detections.from_rows([(100, 100, 140, 120, 0.9, 0)])
+    half = Detections.from_rows([(0, 100, 20, 120, 0.8, 0)])
+    other_class = Detections.from_rows([(0, 100, 20, 120, 0.8, 1)])
     merged = merge([whole, half, other_class], [(0, 0), (120, 0), (120, 0)], iou_threshold=0.45)
     np.testing.assert_allclose(merged.xyxy, [[100, 100, 140, 120], [120, 100, 140, 120]])
     assert merged.class_id.tolist() == [0, 1]

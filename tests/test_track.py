@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import TrackConfig
-from pipeline.track import PresetTrackers, Track, Tracker, greedy_match, iou_matrix
+from pipeline.track import PresetTrackers, Track, Tracker, greedy_match
 from pipeline.types import CLASS_INDEX, Detections
 
 EXC, TRUCK = CLASS_INDEX["excavator"], CLASS_INDEX["truck"]
@@ -16,10 +16,7 @@ EXC, TRUCK = CLASS_INDEX["excavator"], CLASS_INDEX["truck"]
 
 def dets(*boxes: tuple[float, float, float, float, float, int]) -> Detections:
     """Boxes as (x1, y1, x2, y2, score, class_id)."""
-    if not boxes:
-        return Detections()
-    arr = np.asarray(boxes, dtype=np.float64)
-    return Detections(arr[:, :4].astype(np.float32), arr[:, 4].astype(np.float32), arr[:, 5].astype(np.int32))
+    return Detections.from_rows(boxes)
 
 
 def box(x: float, y: float = 100.0, w: float = 80.0, h: float = 60.0, score: float = 0.8, cls: int = EXC) -> Any:
@@ -32,14 +29,6 @@ def cfg(**kw: Any) -> TrackConfig:
 
 def ids(tracks: list[Track], seen_only: bool = True) -> list[int]:
     return sorted(t.track_id for t in tracks if t.seen or not seen_only)
-
-
-def test_iou_matrix_hand_checked() -> None:
-    a = np.array([[0, 0, 10, 10], [0, 0, 4, 4]], dtype=np.float64)
-    b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]], dtype=np.float64)
-    expected = np.array([[50 / 150, 1.0, 0.0], [0.0, 16 / 100, 0.0]])
-    np.testing.assert_allclose(iou_matrix(a, b), expected)
-    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
 
 
 def test_greedy_match_takes_best_first() -> None:

@@ -139,3 +139,20 @@ def test_train_one_epoch_produces_a_loadable_onnx_and_a_card(tmp_path: Path) -> 
     # split by source video: one of the 4 videos (2 frames) is validation, named in the card
     assert "Train: 6 images, val: 2 images" in card
     assert "site/video:site" in card
+
+
+@pytest.mark.parametrize(
+    ("box", "overlaps"),
+    [
+        ((0.5, 0.5, 0.2, 0.2), True),  # the same box: IoU 1
+        ((0.55, 0.5, 0.2, 0.2), True),  # 0.15 / 0.25 wide: IoU 0.6
+        ((0.65, 0.5, 0.2, 0.2), False),  # 0.05 / 0.35 wide: IoU 1/7
+        ((0.9, 0.9, 0.1, 0.1), False),  # apart
+    ],
+)
+def test_pseudo_box_over_a_human_label_is_skipped(box: tuple[float, float, float, float], overlaps: bool) -> None:
+    from pipeline.train.pseudo import overlaps_a_label
+
+    rows = [(CLASS_INDEX["excavator"], 0.5, 0.5, 0.2, 0.2)]
+    assert overlaps_a_label(box, rows, 0.3) is overlaps
+    assert overlaps_a_label(box, [], 0.3) is False

@@ -237,7 +237,7 @@ BROKEN = [
     ("point", lambda t: _broken_geojson(t, _feature({"type": "Point", "coordinates": [1, 2]})),
      "bad.geojson: feature[0] (id=q).geometry.type: expected Polygon or MultiPolygon, found Point"),
     ("null geometry", lambda t: _broken_geojson(t, _feature(None)),
-     "bad.geojson: feature[0] (id=q).geometry: expected a Polygon or MultiPolygon, found null"),
+     "bad.geojson: feature[0] (id=q).geometry: expected a Polygon or MultiPolygon geometry, found nothing"),
     ("short ring", lambda t: _broken_geojson(t, _feature({"type": "Polygon", "coordinates": [[[1, 2], [3, 4]]]})),
      "expected Polygon coordinates, found a ring of 2 position(s) at [0]"),
     ("text coordinate", lambda t: _broken_geojson(

@@ -9,33 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-
-def xywh_to_xyxy(xywh: NDArray[np.float32]) -> NDArray[np.float32]:
-    """(N, 4) centre/size → corners."""
-    half_wh = xywh[:, 2:4] / 2
-    return np.concatenate([xywh[:, :2] - half_wh, xywh[:, :2] + half_wh], axis=1).astype(np.float32)
-
-
-def iou_matrix(a_xyxy: NDArray[np.float32], b_xyxy: NDArray[np.float32]) -> NDArray[np.float32]:
-    """(N, M) intersection over union of every pair."""
-    lt = np.maximum(a_xyxy[:, None, :2], b_xyxy[None, :, :2])
-    rb = np.minimum(a_xyxy[:, None, 2:], b_xyxy[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a_xyxy[:, 2:] - a_xyxy[:, :2], axis=1)
-    area_b = np.prod(b_xyxy[:, 2:] - b_xyxy[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
-
-
-def ios_matrix(a_xyxy: NDArray[np.float32], b_xyxy: NDArray[np.float32]) -> NDArray[np.float32]:
-    """(N, M) intersection over the smaller box's area."""
-    lt = np.maximum(a_xyxy[:, None, :2], b_xyxy[None, :, :2])
-    rb = np.minimum(a_xyxy[:, None, 2:], b_xyxy[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a_xyxy[:, 2:] - a_xyxy[:, :2], axis=1)
-    area_b = np.prod(b_xyxy[:, 2:] - b_xyxy[:, :2], axis=1)
-    smaller = np.minimum(area_a[:, None], area_b[None, :])
-    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-9), 0.0).astype(np.float32)
+from pipeline.boxes import ios_matrix, iou_matrix, xywh_to_xyxy
 
 
 def nms(

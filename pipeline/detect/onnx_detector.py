@@ -291,7 +291,7 @@ class OnnxDetector:
 
     def above_threshold(self, dets: Detections) -> Detections:
         """Only the detections that pass their class's configured threshold."""
-        return dets.subset(dets.score >= self._ours_threshold[dets.class_id])
+        return dets.at_or_above(self._ours_threshold)
 
 
 def usable_cores() -> int:

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import NDArray
 
+from pipeline.boxes import iou_matrix
 from pipeline.eval.labels import ClipLabels
 from pipeline.types import CLASSES
 
@@ -142,21 +142,6 @@ def labelled_events(clip: str, labels: ClipLabels, fps: float, gap_s: float = 1.
     return events
 
 
-def iou_one_to_many(box: Sequence[float], boxes: NDArray[np.float64]) -> NDArray[np.float64]:
-    """IoU of one xyxy box with each of ``boxes`` (N, 4)."""
-    if boxes.size == 0:
-        return np.zeros(0)
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (box[2] - box[0]) * (box[3] - box[1])
-    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def _nearest_labelled(event: LabelledEvent, labels: ClipLabels, index: int) -> int:
     """The labelled frame of ``event`` nearest to ``index`` (ties: the earlier one)."""
     candidates = [
@@ -174,7 +159,7 @@ def _box_match(
     frame_index = _nearest_labelled(event, labels, index)
     fl = labels.frames[frame_index]
     keep = np.flatnonzero(fl.class_id == event.class_id)
-    ious = iou_one_to_many(xyxy, fl.xyxy_px(image_wh)[keep])
+    ious = iou_matrix([xyxy], fl.xyxy_px(image_wh)[keep])[0]
     if ious.size == 0 or float(ious.max()) < match_iou:
         return False, None
     return True, int(keep[int(np.argmax(ious))])

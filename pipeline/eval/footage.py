@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from pipeline.config import CameraConfig, Config
 from pipeline.errors import UserError
 from pipeline.eval.alerts import AlertRecord, ClipResult
 from pipeline.eval.boxmetrics import BoxEvaluator
-from pipeline.eval.hookup import at_operating_point, detect_frame, make_analyzer, make_file_source
+from pipeline.eval.hookup import detect_frame, make_analyzer, make_file_source
 from pipeline.eval.labels import VIDEO_SUFFIXES, ClipLabels, find_clip_labels, load_clip_labels
 from pipeline.logs import get_logger
+from pipeline.sources.video import open_video
 from pipeline.types import CLASS_INDEX, AlertEvent
 
 
@@ -103,16 +103,12 @@ def _camera_id(stem: str) -> str:
 
 def _probe(path: Path) -> tuple[float | None, int | None]:
     """(fps, frame count) from the container, without decoding."""
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate) if stream.average_rate else None
-            frames = int(stream.frames) if stream.frames else None
-            if frames is None and stream.duration is not None and stream.time_base is not None and fps:
-                frames = int(round(float(stream.duration * stream.time_base) * fps))
-            return fps, frames
-    except (av.error.FFmpegError, OSError, IndexError) as exc:
-        raise UserError(str(path), None, "a readable video file with a video stream", exc) from None
+    with open_video(str(path), label=str(path)) as (_, stream):
+        fps = float(stream.average_rate) if stream.average_rate else None
+        frames = int(stream.frames) if stream.frames else None
+        if frames is None and stream.duration is not None and stream.time_base is not None and fps:
+            frames = int(round(float(stream.duration * stream.time_base) * fps))
+        return fps, frames
 
 
 def find_clips(footage: Path, only: Sequence[str] | None = None) -> list[Path]:
@@ -173,7 +169,7 @@ def run_clip(
     """Play one clip through source → detector → Analyzer; add its frames to ``boxes``."""
     clip_config = config.model_copy(update={"cameras": [plan.camera]})
     analyzer = make_analyzer(clip_config, zones)
-    thresholds = config.detector.score_threshold
+    score_per_class = config.detector.score_threshold.as_array()
     source = make_file_source(plan.camera)
     timing = Timing()
     records: dict[str, AlertRecord] = {}
@@ -235,7 +231,7 @@ def run_clip(
             t1 = time.perf_counter()
             dets_floor = detect_frame(detector, frame, plan.camera, config.detector.iou_threshold)
             t2 = time.perf_counter()
-            dets = at_operating_point(dets_floor, thresholds)
+            dets = dets_floor.at_or_above(score_per_class)  # the daemon detector's operating point
             events = analyzer.process(frame, dets)
             if next_tick is not None and frame.t_capture >= next_tick:
                 events += analyzer.tick(frame.t_capture)

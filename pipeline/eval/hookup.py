@@ -6,7 +6,7 @@ sources (``make_source``) and zone loader. Nothing is re-implemented; the evalua
 frames in and records what comes out.
 
 Detection thresholds: to measure AP the detector must return low-scoring boxes too, so it runs with a
-score floor (``SCORE_FLOOR``, as Ultralytics' ``val`` uses 0.001) and :func:`at_operating_point` then keeps,
+score floor (``SCORE_FLOOR``, as Ultralytics' ``val`` uses 0.001) and ``Detections.at_or_above`` then keeps,
 per class, the boxes at or above the configured ``detector.score_threshold`` before they reach the
 Analyzer. With greedy per-class NMS this yields exactly the boxes the daemon's detector returns at the
 configured thresholds (a box above its threshold can only be suppressed by a better one, which is above it
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from pipeline.config import CameraConfig, Config, DetectorConfig, ScoreThresholds
 from pipeline.types import CLASSES, Detections, Frame
@@ -53,14 +51,6 @@ def detect_frame(detector: Any, frame: Frame, cam: CameraConfig, iou_threshold: 
 
 def thresholds_by_name(thresholds: ScoreThresholds) -> dict[str, float]:
     return {name: thresholds.for_class(name) for name in CLASSES}
-
-
-def at_operating_point(dets: Detections, thresholds: ScoreThresholds) -> Detections:
-    """Keep the boxes at or above their class's configured threshold (what the daemon's detector returns)."""
-    per_class = np.asarray(thresholds.as_array(), np.float32)
-    if len(dets) == 0:
-        return dets
-    return dets.subset(dets.score >= per_class[dets.class_id])
 
 
 def make_analyzer(config: Config, zones: Sequence[Any]) -> Analyzer:

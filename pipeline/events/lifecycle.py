@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 from pipeline.config import AlertsConfig, CameraConfig, ZonesConfig
 from pipeline.events.rules import RuleEngine, RuleHit
+from pipeline.geo.angles import abs_angle_diff_deg
 from pipeline.geo.camera import box_bearing_deg, in_vertical_view
 from pipeline.logs import get_logger
 from pipeline.track import Track
@@ -40,12 +41,6 @@ from pipeline.zones.model import Zone, zone_to_ref
 def make_alert_id(camera_id: str, t_utc_s: float) -> str:
     stamp = datetime.fromtimestamp(t_utc_s, UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{camera_id}-{stamp}-{secrets.token_hex(3)}"
-
-
-def angle_diff_deg(a: float, b: float) -> float:
-    """Signed smallest difference a − b in degrees, in (−180, 180]."""
-    d = (a - b + 180.0) % 360.0 - 180.0
-    return 180.0 if d == -180.0 else d
 
 
 @dataclass
@@ -248,7 +243,7 @@ class EventManager:
             slack += s.fix.semi_major_m if s.fix is not None else 0.0
             gap = math.dist(event.site_en_m, s.site_en_m) - slack
         else:  # one of them has no ground fix (smoke above the horizon): compare bearings
-            gap = abs(angle_diff_deg(event.bearing_deg, s.bearing_deg)) - self.cfg.revisit_match_deg
+            gap = abs_angle_diff_deg(event.bearing_deg, s.bearing_deg) - self.cfg.revisit_match_deg
         return gap if gap <= 0 else None
 
     def _ready(self, s: Sighting, t: float) -> bool:
@@ -337,7 +332,7 @@ class EventManager:
         pose = frame.pose
         if pose.preset == event.preset:
             return True
-        if abs(angle_diff_deg(event.bearing_deg, pose.pan_deg)) > pose.hfov_deg / 2.0:
+        if abs_angle_diff_deg(event.bearing_deg, pose.pan_deg) > pose.hfov_deg / 2.0:
             return False
         fix = event.fix
         if fix is None or fix.range_m <= 0:

@@ -34,6 +34,7 @@ import numpy as np
 import pyproj
 from numpy.typing import NDArray
 
+from pipeline.geo.angles import abs_angle_diff_deg
 from pipeline.geo.camera import fix_from_cov
 from pipeline.geo.coords import LocalFrame
 from pipeline.types import GroundFix
@@ -79,10 +80,6 @@ def tower_of(fix: GroundFix) -> tuple[float, float]:
     return float(lat), float(lon)
 
 
-def _angle_diff_deg(a: float, b: float) -> float:
-    return (a - b + 180.0) % 360.0 - 180.0
-
-
 @dataclass(frozen=True)
 class View:
     """What a camera saw when it made a fix: pan and horizontal field of view (degrees)."""
@@ -91,7 +88,7 @@ class View:
     hfov_deg: float
 
     def contains(self, bearing_deg: float, margin_deg: float = 0.0) -> bool:
-        return abs(_angle_diff_deg(bearing_deg, self.pan_deg)) <= self.hfov_deg / 2.0 + margin_deg
+        return abs_angle_diff_deg(bearing_deg, self.pan_deg) <= self.hfov_deg / 2.0 + margin_deg
 
 
 def _polar(p: F64, tower: F64) -> tuple[F64, F64]:
@@ -186,7 +183,7 @@ def fuse_fixes(
     """
     if set(a.cameras) & set(b.cameras) or a.range_m <= 0 or b.range_m <= 0:
         return None
-    crossing = abs(_angle_diff_deg(a.bearing_deg, b.bearing_deg)) % 180.0
+    crossing = abs_angle_diff_deg(a.bearing_deg, b.bearing_deg) % 180.0
     crossing = min(crossing, 180.0 - crossing)
     if crossing < min_crossing_deg:
         return None
@@ -206,7 +203,7 @@ def fuse_fixes(
     az_b, _, _ = _GEOD.inv(tb[1], tb[0], lon, lat)
     # in front of both towers: the fused point's bearing is close to each camera's own
     for az, fix in ((az_a, a), (az_b, b)):
-        if abs(_angle_diff_deg(az, fix.bearing_deg)) > 45.0:
+        if abs_angle_diff_deg(az, fix.bearing_deg) > 45.0:
             return None
     if view_a is not None and not view_a.contains(az_a):
         return None

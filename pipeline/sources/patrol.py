@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipeline.config import CameraConfig, PresetConfig
+from pipeline.geo.angles import abs_angle_diff_deg
 from pipeline.logs import get_logger
 from pipeline.types import Pose
 
@@ -190,12 +191,6 @@ class PatrolController(Pointing):
             return False
 
 
-def angle_diff_deg(a: float, b: float) -> float:
-    """Smallest absolute difference of two azimuths, degrees (0–180)."""
-    d = (a - b) % 360.0
-    return min(d, 360.0 - d)
-
-
 class SimulatedDriver:
     """A PTZ driver without a camera: a move takes (largest of pan and tilt travel) / speed seconds.
 
@@ -220,7 +215,7 @@ class SimulatedDriver:
             raise ConnectionError("simulated PTZ failure")
         now = self._clock()
         travel = 0.0 if self.pan_deg is None else max(
-            angle_diff_deg(self.pan_deg, preset.pan_deg), abs(self.tilt_deg - preset.tilt_deg))
+            abs_angle_diff_deg(self.pan_deg, preset.pan_deg), abs(self.tilt_deg - preset.tilt_deg))
         duration = max(self.min_move_s, travel / self.speed_deg_s)
         self._until = now + duration
         self.pan_deg, self.tilt_deg = preset.pan_deg, preset.tilt_deg

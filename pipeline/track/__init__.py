@@ -1,5 +1,5 @@
 """Tracking per camera and preset: ByteTrack-style association, N-of-M confirmation, stationary objects."""
 
-from pipeline.track.bytetrack import PresetTrackers, Track, Tracker, greedy_match, iou_matrix, per_track
+from pipeline.track.bytetrack import PresetTrackers, Track, Tracker, greedy_match, per_track
 
-__all__ = ["PresetTrackers", "Track", "Tracker", "greedy_match", "iou_matrix", "per_track"]
+__all__ = ["PresetTrackers", "Track", "Tracker", "greedy_match", "per_track"]

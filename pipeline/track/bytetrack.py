@@ -31,26 +31,12 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.boxes import iou_matrix
 from pipeline.config import TrackConfig
 from pipeline.track.kalman import BoxKalman
 from pipeline.types import CLASSES, Detections
 
 T = TypeVar("T")
-
-
-def iou_matrix(a_xyxy: NDArray[np.floating], b_xyxy: NDArray[np.floating]) -> NDArray[np.float64]:
-    """(len(a), len(b)) intersection over union of two sets of boxes."""
-    a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def greedy_match(score: NDArray[np.float64], min_score: float) -> list[tuple[int, int]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.boxes import iou_matrix, xywh_to_xyxy
 from pipeline.train.dataset import Item
 from pipeline.types import CLASS_INDEX
 
@@ -20,14 +21,13 @@ from pipeline.types import CLASS_INDEX
 COCO_KEEP: dict[str, str] = {"truck": "truck", "person": "person"}
 
 
-def _iou_xywh(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ax1, ay1, ax2, ay2 = a[0] - a[2] / 2, a[1] - a[3] / 2, a[0] + a[2] / 2, a[1] + a[3] / 2
-    bx1, by1, bx2, by2 = b[0] - b[2] / 2, b[1] - b[3] / 2, b[0] + b[2] / 2, b[1] + b[3] / 2
-    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
-    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+def overlaps_a_label(
+    box_xywh: tuple[float, float, float, float], rows: Sequence[tuple[int, float, float, float, float]], max_iou: float
+) -> bool:
+    """Does a normalised centre/size box overlap one of the label rows ``(class, cx, cy, w, h)`` by > ``max_iou``?"""
+    labels_xywh = np.asarray([row[1:] for row in rows], np.float64).reshape(-1, 4)
+    box_xyxy = xywh_to_xyxy(np.asarray([box_xywh], np.float64))
+    return bool((iou_matrix(box_xyxy, xywh_to_xyxy(labels_xywh)) > max_iou).any())
 
 
 def add_pseudo_labels(
@@ -62,7 +62,7 @@ def add_pseudo_labels(
             cls = np.asarray(boxes.cls.cpu().numpy()).astype(int)
             for (cx, cy, w, h), c in zip(xywhn, cls, strict=True):
                 box = (float(cx), float(cy), float(w), float(h))
-                if any(_iou_xywh(box, row[1:]) > max_iou_with_labels for row in it.rows):
+                if overlaps_a_label(box, it.rows, max_iou_with_labels):
                     continue
                 target = wanted[int(c)]
                 it.rows.append((target, *box))

@@ -870,28 +870,21 @@ def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
 
 def footage_frames(path: Path, fps: float, max_frames: int) -> Any:
     """(t_s, BGR image) of a video file, taken every 1/fps seconds of its own time (PyAV)."""
-    import av
+    from pipeline.sources.video import decoded_frames, to_bgr
 
     if not path.is_file():
         raise UserError(str(path), None, "an existing video file", "no such file")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise UserError(str(path), None, "a video file PyAV can open", exc) from None
-    with container:
-        if not container.streams.video:
-            raise UserError(str(path), None, "a video stream", "none")
-        next_t = 0.0
-        taken = 0
-        for frame in container.decode(container.streams.video[0]):
-            t = float(frame.time) if frame.time is not None else next_t
-            if t + 1e-6 < next_t:
-                continue
-            yield t, np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
-            taken += 1
-            next_t = t + 1.0 / fps
-            if max_frames and taken >= max_frames:
-                return
+    next_t = 0.0
+    taken = 0
+    for frame in decoded_frames(str(path), label=str(path)):
+        t = float(frame.time) if frame.time is not None else next_t
+        if t + 1e-6 < next_t:
+            continue
+        yield t, to_bgr(frame)
+        taken += 1
+        next_t = t + 1.0 / fps
+        if max_frames and taken >= max_frames:
+            return
 
 
 def detection_rows(

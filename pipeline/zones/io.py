@@ -35,6 +35,7 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from pipeline.errors import Problems, UserError, raise_all  # noqa: F401  (Problems: re-exported)
+from pipeline.zones.geojson import coords_depth, coords_problem, polygon_geometry
 from pipeline.zones.model import PROPERTY_ORDER  # written first, in this order; others follow sorted
 
 #: decimals of a written lon/lat: 1e-8° is 1.1 mm of latitude.
@@ -146,43 +147,14 @@ def _geojson_feature(src: str, index: int, item: Any) -> RawFeature:
 
 def geometry_from_geojson(src: str, label: str, geom: Any) -> BaseGeometry:
     """A GeoJSON geometry object as shapely, with a one-line error naming the feature."""
-    if not isinstance(geom, dict):
-        raise UserError(src, f"{label}.geometry", "a Polygon or MultiPolygon", "null" if geom is None else geom)
-    kind = geom.get("type")
-    if kind not in ("Polygon", "MultiPolygon"):
-        raise UserError(src, f"{label}.geometry.type", "Polygon or MultiPolygon", kind)
-    coords = geom.get("coordinates")
-    depth = 3 if kind == "Polygon" else 4
-    problem = _coords_problem(coords, depth)
+    kind, coords = polygon_geometry(geom, src, f"{label}.geometry")
+    problem = coords_problem(coords, coords_depth(kind))
     if problem:
         raise UserError(src, f"{label}.geometry.coordinates", f"{kind} coordinates", problem)
     try:
         return shape(geom)
     except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
         raise UserError(src, f"{label}.geometry.coordinates", f"{kind} coordinates", exc) from None
-
-
-def _coords_problem(coords: Any, depth: int, where: str = "") -> str | None:
-    """Why a nested coordinate list is not ``depth`` levels deep with numeric [x, y] positions (or None)."""
-    if depth == 1:
-        if (
-            not isinstance(coords, list | tuple)
-            or len(coords) < 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in coords)
-        ):
-            return f"{coords!r} at {where or '[]'} (a position is [lon, lat])"
-        if not all(np.isfinite(coords)):
-            return f"{coords!r} at {where}"
-        return None
-    if not isinstance(coords, list | tuple) or not coords:
-        return f"{'empty' if coords == [] else repr(coords)[:40]} at {where or 'top'}"
-    if depth == 2 and len(coords) < 3:
-        return f"a ring of {len(coords)} position(s) at {where} (needs at least 4 with the closing one)"
-    for i, item in enumerate(coords):
-        problem = _coords_problem(item, depth - 1, f"{where}[{i}]")
-        if problem:
-            return problem
-    return None
 
 
 def load_json(path: Path) -> Any:

@@ -31,6 +31,7 @@ from shapely.validation import explain_validity
 
 from pipeline.errors import UserError
 from pipeline.types import CLASSES, ZoneRef
+from pipeline.zones.geojson import is_position, polygon_geometry
 
 ZONE_KINDS: tuple[str, ...] = ("closed_mine", "illegal_site", "licensed_area", "fire_watch")
 
@@ -491,12 +492,7 @@ def _parse_ring(ring: Any, source: str, where: str) -> list[tuple[float, float]]
         raise UserError(source, where, "a linear ring of at least 4 [lon, lat] positions", found)
     points: list[tuple[float, float]] = []
     for j, pos in enumerate(ring):
-        if (
-            not isinstance(pos, list | tuple)
-            or len(pos) < 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos[:2])
-            or not all(math.isfinite(float(v)) for v in pos[:2])
-        ):
+        if not is_position(pos):
             raise UserError(source, f"{where}[{j}]", "a position [lon, lat] of two numbers", pos)
         lon, lat = float(pos[0]), float(pos[1])
         if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
@@ -522,24 +518,17 @@ def _parse_polygon(coords: Any, source: str, where: str) -> Polygon:
 
 
 def _parse_geometry(geometry: Any, source: str, where: str) -> Polygon | MultiPolygon:
-    if not isinstance(geometry, dict):
-        raise UserError(
-            source, where, "a Polygon or MultiPolygon geometry", "nothing" if geometry is None else geometry
-        )
-    gtype = geometry.get("type")
-    coords = geometry.get("coordinates")
+    gtype, coords = polygon_geometry(geometry, source, where)
     polygon: Polygon | MultiPolygon
     if gtype == "Polygon":
         polygon = _parse_polygon(coords, source, f"{where}.coordinates")
-    elif gtype == "MultiPolygon":
+    else:
         if not isinstance(coords, list) or not coords:
             raise UserError(source, f"{where}.coordinates", "a list of polygons", coords)
         parts: Sequence[Polygon] = [
             _parse_polygon(c, source, f"{where}.coordinates[{k}]") for k, c in enumerate(coords)
         ]
         polygon = MultiPolygon(parts)
-    else:
-        raise UserError(source, f"{where}.type", "Polygon or MultiPolygon", gtype)
     if not polygon.is_valid:
         raise UserError(
             source, where, "a valid polygon (no self-intersection, rings not crossing)", explain_validity(polygon)

@@ -28,7 +28,7 @@ from shapely.geometry.base import BaseGeometry
 from pipeline.config import CameraConfig
 from pipeline.errors import UserError
 from pipeline.geo.coords import LocalFrame
-from pipeline.redact import redact, redact_url
+from pipeline.redact import redact_url
 from pipeline.types import Pose
 from pipeline.zones.model import Zone
 from pipeline.zones.validate import DEFAULT_MAX_RANGE_M, camera_poses
@@ -293,23 +293,17 @@ def read_frame(path: Path, at_s: float = 0.0) -> NDArray[np.uint8]:
 
 def grab_frame(source: str, at_s: float = 0.0, label: str | None = None, timeout_s: float = 10.0) -> NDArray[np.uint8]:
     """One decoded frame from a video file or an RTSP stream (PyAV): the first at or after ``at_s``."""
-    import av
+    from pipeline.sources.video import decoded_frames, to_bgr
 
     label = label or redact_url(source)
-    options = {"rtsp_transport": "tcp"} if source.startswith(("rtsp://", "rtsps://")) else {}
+    frames = decoded_frames(source, timeout_s, label)
     try:
-        with av.open(source, options=options, timeout=(timeout_s, timeout_s)) as container:
-            if not container.streams.video:
-                raise UserError(label, None, "a video stream", "none")
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else 0.0
-                if t + 1e-6 >= at_s:
-                    return np.asarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
-    except UserError:
-        raise
-    except (av.error.FFmpegError, OSError) as exc:
-        raise UserError(label, None, "a video file or stream PyAV can open", redact(str(exc))) from None
+        for frame in frames:
+            t = float(frame.time) if frame.time is not None else 0.0
+            if t + 1e-6 >= at_s:
+                return to_bgr(frame)
+    finally:
+        frames.close()
     raise UserError(label, None, f"a frame at or after {at_s:g} s", "none (too short)")
 
 

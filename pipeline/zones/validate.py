@@ -35,6 +35,7 @@ from pipeline.config import CameraConfig
 from pipeline.errors import UserError
 from pipeline.types import Pose
 from pipeline.zones import io
+from pipeline.zones.geojson import POLYGON_TYPES, coords_depth, coords_problem
 from pipeline.zones.model import Zone, _check_crs, parse_feature, zone_files
 
 #: below this a zone is probably a typo, a wrong unit or a point digitised as a polygon (m²).
@@ -299,8 +300,8 @@ def check_feature(src: str, index: int, feature: Any, problems: list[Problem], f
     geom = feature.get("geometry") if isinstance(feature, dict) else None
     geom_ok = (
         isinstance(geom, dict)
-        and geom.get("type") in ("Polygon", "MultiPolygon")
-        and io._coords_problem(geom.get("coordinates"), 3 if geom.get("type") == "Polygon" else 4) is None
+        and geom.get("type") in POLYGON_TYPES
+        and coords_problem(geom.get("coordinates"), coords_depth(str(geom.get("type")))) is None
     )
     if not geom_ok:  # the loader's own message says what is wrong with it
         try:
