@@ -4,6 +4,7 @@
     minewatch eval images --model M.onnx --data DIR [--names fire,smoke] [--out DIR]
     minewatch eval baseline [--out docs/baselines/minewatch-starter.json] [--check]
     minewatch eval compare BASELINE.json CURRENT.json
+    minewatch eval sequence --config cameras.yaml --frames DIR [--out DIR]
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def footage_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="minewatch eval",
         description="Run the daemon's pipeline over labelled recorded clips and report box metrics, alert"
-        " metrics and throughput. Subcommands: `minewatch eval images|baseline|compare --help`.",
+        " metrics and throughput. Subcommands: `minewatch eval images|baseline|compare|sequence --help`.",
     )
     ap.add_argument("--config", type=Path, required=True, help="cameras.yaml (detector, alerts, zones; its first"
                     " camera is the template for clips without a camera of their own name)")
@@ -183,7 +184,44 @@ def footage_main(argv: list[str]) -> int:
     return 0
 
 
+def sequence_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="minewatch eval sequence",
+        description="Play a tower's still frames (file names = capture times in seconds, or times.csv; optional"
+        " sequence.json with ignition_offset_s) as the config's first camera through the daemon's chain, with"
+        " their real time gaps; report the alerts, minutes to the first fire/smoke alert and false alerts before"
+        " ignition.")
+    ap.add_argument("--config", type=Path, required=True, help="cameras.yaml (its first camera plays the frames)")
+    ap.add_argument("--frames", type=Path, required=True, help="folder of frames")
+    ap.add_argument("--out", type=Path, default=Path("eval-sequence"), help="report folder (default: eval-sequence)")
+    ap.add_argument("--model", type=Path, help="override the config's detector.model_path")
+    ap.add_argument("--no-progress", action="store_true", help="no progress line")
+    ap.add_argument("--log-level", default="WARNING")
+    args = ap.parse_args(argv)
+    setup_logging(args.log_level)
+    from pipeline.eval.sequence import load_sequence, run_sequence, write_sequence_report
+
+    config = load_config(args.config)
+    if args.model:
+        config.detector = config.detector.model_copy(update={"model_path": args.model})
+    if not Path(config.detector.model_path).is_file():
+        raise UserError(str(args.config), "detector.model_path", "an existing ONNX model file",
+                        str(config.detector.model_path))
+    plan = load_sequence(args.frames)
+    report = run_sequence(config, plan, progress=not args.no_progress)
+    report["config"] = str(args.config)
+    report["command"] = "minewatch eval sequence " + shlex.join(argv)
+    written = write_sequence_report(report, plan, args.out)
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    m = report["minutes_to_first_alert"]
+    print(f"{len(report['alerts'])} alert(s); minutes to first fire/smoke alert: {'–' if m is None else f'{m:.1f}'};"
+          f" false alerts before ignition: {report['false_alerts_before_ignition']}")
+    return 0
+
+
 def cli_main(argv: list[str]) -> int:
+    if argv and argv[0] == "sequence":
+        return sequence_main(argv[1:])
     if argv and argv[0] == "images":
         return images_main(argv[1:])
     if argv and argv[0] == "compare":
