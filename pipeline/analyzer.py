@@ -19,6 +19,7 @@ from pipeline.geo.camera import CameraModel
 from pipeline.geo.fusion import FusionBuffer, View, chi2_2d_quantile
 from pipeline.geo.terrain import Terrain
 from pipeline.logs import get_logger
+from pipeline.smoke.stage import SmokeStage
 from pipeline.track import PresetTrackers, per_track
 from pipeline.types import AlertEvent, Detections, Frame, GroundFix
 from pipeline.zones.model import Zone
@@ -30,6 +31,7 @@ class CameraState:
     model: CameraModel
     trackers: PresetTrackers  # one tracker per preset
     events: EventManager
+    smoke: SmokeStage | None = None  # tower smoke from the view's own history (pipeline/smoke/)
     frames: int = 0
     detections: int = 0
 
@@ -59,7 +61,8 @@ class Analyzer:
         alerts = self.config.alerts
         trackers = PresetTrackers(self.config.zones.track, alerts.confirm_hits, alerts.confirm_window)
         events = EventManager(cam, self.zones, alerts, self.config.zones)
-        return CameraState(cam, model, trackers, events)
+        smoke = SmokeStage(self.config, trackers) if self.config.smoke.enabled else None
+        return CameraState(cam, model, trackers, events, smoke)
 
     def reload_zones(self, zones: Sequence[Zone]) -> None:
         """New zones and rules for every camera (SIGHUP). Open events end under the old zones' ids."""
@@ -89,6 +92,10 @@ class Analyzer:
         t = frame.t_capture
         tracks = state.trackers.update(frame.pose.preset, dets, t)
         fixes = per_track(tracks, self.locate(frame, dets))
+        if state.smoke is not None:
+            plumes, plume_tracks = state.smoke.update(frame)
+            tracks = tracks + plume_tracks
+            fixes += per_track(plume_tracks, self.locate(frame, plumes))  # ground point: the plume's base
         hits = state.events.sightings(frame, tracks, fixes, t)
         events = state.events.update(frame, hits, t)
         for event in events:

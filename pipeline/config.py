@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import UserError
 from pipeline.redact import redact_url, register_secret
+from pipeline.smoke.config import SmokeConfig
 from pipeline.types import CLASSES
 
 ClassName = Literal["excavator", "truck", "fire", "smoke", "person"]
@@ -822,6 +823,7 @@ class Config(Strict):
     fusion: FusionConfig = Field(default_factory=FusionConfig, description="Two-tower fixes.")
     terrain: TerrainConfig = Field(default_factory=TerrainConfig, description="Ground model for geolocation.")
     harvest: HarvestConfig = Field(default_factory=HarvestConfig, description="Hard-example harvesting.")
+    smoke: SmokeConfig = Field(default_factory=SmokeConfig, description="Tower smoke stage (docs/SMOKE.md).")
 
     @field_validator("cameras")
     @classmethod

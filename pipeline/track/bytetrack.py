@@ -257,17 +257,19 @@ def per_track(tracks: Sequence[Track], per_detection: Sequence[T]) -> list[T | N
 class PresetTrackers:
     """One :class:`Tracker` per preset of one camera, with track ids unique across its presets."""
 
-    def __init__(self, cfg: TrackConfig | None = None, confirm_hits: int = 3, confirm_window: int = 5) -> None:
+    def __init__(self, cfg: TrackConfig | None = None, confirm_hits: int = 3, confirm_window: int = 5,
+                 ids: Iterator[int] | None = None) -> None:
         self.cfg = cfg or TrackConfig.model_validate({})
         self.confirm_hits = confirm_hits
         self.confirm_window = confirm_window
-        self._ids = itertools.count(1)
+        #: track ids; pass another PresetTrackers' ``ids`` to keep ids unique across both (the smoke stage)
+        self.ids: Iterator[int] = ids if ids is not None else itertools.count(1)
         self.by_preset: dict[str | None, Tracker] = {}
 
     def tracker(self, preset: str | None) -> Tracker:
         tracker = self.by_preset.get(preset)
         if tracker is None:
-            tracker = Tracker(self.cfg, self.confirm_hits, self.confirm_window, preset, self._ids)
+            tracker = Tracker(self.cfg, self.confirm_hits, self.confirm_window, preset, self.ids)
             self.by_preset[preset] = tracker
         return tracker
 

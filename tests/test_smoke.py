@@ -1,0 +1,78 @@
+"""The smoke watcher on procedural tower views: anchored plumes confirm over real time; sky, exposure do not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.smoke.config import SmokeConfig
+from pipeline.smoke.synthetic import PlumeSpec, landscape, with_plume
+from pipeline.smoke.watcher import SmokeWatcher, pixel_median
+from pipeline.types import Frame, Pose
+
+WH = (640, 360)
+
+
+def play(frames: list[tuple[float, np.ndarray]], cfg: SmokeConfig | None = None) -> dict[float, list]:
+    watcher = SmokeWatcher(cfg or SmokeConfig())
+    return {t: watcher.observe(Frame("c", i, t, img, Pose(0, 0, 100))) for i, (t, img) in enumerate(frames)}
+
+
+def views(seed: int = 2, **kw: bool) -> list[tuple[float, np.ndarray]]:
+    return [(float(t), landscape(WH, t, seed=seed, **kw)) for t in range(-1200, 601, 60)]
+
+
+def first_plume_t(out: dict[float, list]) -> float | None:
+    return next((t for t, plumes in out.items() if plumes), None)
+
+
+def test_anchored_plume_confirms_after_two_sightings() -> None:
+    out = play(with_plume(views(), PlumeSpec((0.5, 0.5)), 0.0))
+    t = first_plume_t(out)
+    assert t is not None and 60 <= t <= 300
+    plume = out[t][0]
+    assert abs(plume.xyxy[3] - 0.5 * WH[1]) < 0.06 * WH[1]  # bottom = base
+    assert all(not plumes for tt, plumes in out.items() if tt <= 0)
+
+
+def test_a_cloud_in_the_sky_is_not_anchored() -> None:
+    """The same plume shape, but its base high in the sky (a growing cloud): never confirmed."""
+    out = play(with_plume(views(), PlumeSpec((0.5, 0.22), drift_frac_per_min=0.0), 0.0))
+    assert first_plume_t(out) is None
+
+
+def test_a_global_exposure_jump_is_skipped() -> None:
+    frames = views(exposure_jumps=False)
+    jumped = [(t, np.clip(img.astype(np.int16) + (40 if t >= 0 else 0), 0, 255).astype(np.uint8))
+              for t, img in frames]
+    assert first_plume_t(play(jumped)) is None
+
+
+def test_gaps_shorter_than_the_span_do_not_confirm() -> None:
+    """Frames one second apart: the plume is seen often, but not for confirm_min_span_s of real time."""
+    frames = with_plume(views(), PlumeSpec((0.5, 0.5)), 0.0)
+    fast = [(i * 1.0, img) for i, (_, img) in enumerate(frames)]
+    assert first_plume_t(play(fast, SmokeConfig(ref_min_age_s=2, ref_max_age_s=20, history_step_s=1,
+                                               interval_s=0, confirm_min_span_s=45))) is None
+
+
+def test_interval_limits_the_analyses() -> None:
+    watcher = SmokeWatcher(SmokeConfig(interval_s=15))
+    img = landscape(WH, 0.0)
+    analysed = 0
+    for i in range(20):
+        watcher.observe(Frame("c", i, i * 1.0, img, Pose(0, 0, 100)))
+        analysed += watcher.last_analysis is not None
+    assert analysed == 2  # t = 0 and t = 15
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_pixel_median(n: int) -> None:
+    rng = np.random.default_rng(n)
+    images = [rng.normal(size=(5, 7)).astype(np.float32) for _ in range(n)]
+    assert np.allclose(pixel_median(images), np.median(np.stack(images), axis=0))
+
+
+def test_ages_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="ref_max_age_s"):
+        SmokeConfig(ref_min_age_s=600, ref_max_age_s=300)
