@@ -11,7 +11,7 @@ from pipeline.errors import UserError
 from pipeline.redact import RedactingFilter
 
 #: the levels ``--log-level`` takes (any case)
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def get_logger(stage: str, camera_id: str | None = None) -> logging.Logger:
