@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("pipeline.console.cli:cli_main", "run the control-room console"),
     "doctor": ("pipeline.doctor:cli_main", "check the environment and say what to fix"),
     "alerts": ("pipeline.alerts.relay:cli_main", "outbox status, or deliver what waits in it (drain)"),
+    "power": ("pipeline.power.cli:cli_main", "power-use anomalies from utility meter readings"),
+    "push": ("pipeline.push.cli:cli_main", "pushes of cases to WeCom/DingTalk/Feishu robots and webhooks"),
 }
 
 
