@@ -137,7 +137,8 @@ def _notice(case_id: str = "kelan-t1-20261129T090102Z-3fa2c1", township: str = "
                       zone_name="关闭矿区 1", zone_kind=zone_kind, responsible_name="王工",
                       responsible_phone="13800000000", lat=38.7123, lon=111.6234,
                       snapshot_url="https://console.example/api/alerts/a1/snapshot",
-                      case_url="https://console.example/#a1", clues=["摄像头 t1: excavator 0.87", "电表 M7: 夜间用电 612 kWh"])
+                      case_url="https://console.example/#a1",
+                      clues=["摄像头 t1: excavator 0.87", "电表 M7: 夜间用电 612 kWh"])
 
 
 class Clock:

@@ -7,7 +7,8 @@ spread ``σ = max(1.4826·MAD of those values, pooled relative noise × median, 
 scale)``. Hours that look anomalous (``z ≥ baseline_exclude_z``) or belong to a step never enter the
 baseline, so an anomaly does not teach the baseline to accept itself. A season pushes use up faster
 than a six-week median follows (greenhouse lights in December), so the median is raised (never lowered)
-by the median ratio of the last seven days' same hour of the day to its baseline (at most × 2).
+by the median ratio of the last seven days' same hour of the day to its baseline (at most × 2) where
+night and holiday use is judged (steps are judged against the plain median, or the raise would absorb them).
 The meter's *scale* is its 95th percentile hourly kWh: every "how much" threshold is a share of it, so one
 set of thresholds fits a 5 kW shop and a 2 MW plant.
 
@@ -82,7 +83,7 @@ class PowerThresholds(BaseModel):
         description="Hours a night or holiday run needs. Too low: single-hour spikes (a motor start, a meter"
         " glitch) are reported; too high: short night work is missed.")
     step_z: float = Field(
-        3.0, ge=1.0, le=50.0,
+        2.5, ge=1.0, le=50.0,
         description="Median z of a day for it to count towards a step. Too low: busy days and weather give"
         " false steps; too high: a new load small next to the day's use is missed.")
     step_min_excess_frac: float = Field(
@@ -305,8 +306,8 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
                 ratios = ratio_hist[hod[i]]
                 adj = min(max(float(np.median(ratios)), 1.0), 2.0) if len(ratios) >= 3 else 1.0
                 adjs[i] = adj
-                med[i] = m * adj
-                sig[i] = max(mad * adj, rel * max(m * adj, sigma_floor), sigma_floor)
+                med[i] = m
+                sig[i] = max(mad, rel * max(m, sigma_floor), sigma_floor)
         z = (x[a:b] - med[a:b]) / sig[a:b]
         ok = np.isfinite(z)
         # -- day end: steps --------------------------------------------------------------------------------
@@ -350,26 +351,28 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
         for i in range(a, b):
             if not finite[i] or in_step[i]:
                 continue
-            zi = (x[i] - med[i]) / sig[i] if np.isfinite(med[i]) else 0.0
+            # learning uses the season-raised median, so a season's rise is learnt (not thrown away)
+            zi = (x[i] - med[i] * adjs[i]) / (sig[i] * adjs[i]) if np.isfinite(med[i]) else 0.0
             if zi >= th.baseline_exclude_z:
                 continue
             hist[key[i]].append(float(x[i]))
             if np.isfinite(med[i]):
                 pool.append(abs(float(x[i]) - med[i]) / max(med[i], sigma_floor))
-                base = med[i] / adjs[i]
-                if base > sigma_floor:
-                    ratio_hist[hod[i]].append(float(x[i]) / base)
+                if med[i] > sigma_floor:
+                    ratio_hist[hod[i]].append(float(x[i]) / med[i])
     if step_start is not None:
         close_step(n)
     # -- night and holiday use ------------------------------------------------------------------------------
+    # night and holiday hours are judged against the season-raised median (steps against the plain one)
+    medn = med * adjs
     with np.errstate(invalid="ignore"):
-        zall = (x - med) / sig
-        cand = (night | holiday) & (zall >= th.night_z) & (x - med >= th.night_min_excess_frac * scale)
+        zall = (x - medn) / (sig * adjs)
+        cand = (night | holiday) & (zall >= th.night_z) & (x - medn >= th.night_min_excess_frac * scale)
     cand &= ~in_step & ~in_return
     for a, b in _runs(cand, 1):
         if int(cand[a:b].sum()) < th.night_min_hours:
             continue
-        ex = float(np.nansum(np.clip(x[a:b] - med[a:b], 0, None)))
+        ex = float(np.nansum(np.clip(x[a:b] - medn[a:b], 0, None)))
         anomalies.append(Anomaly(meter.meter_id, meter.zone_id, s.start_h + a, s.start_h + b,
                                  "night_or_holiday_use", ex, float(np.nanmedian(zall[a:b][cand[a:b]]))))
     anomalies.sort(key=lambda an: an.start_h)
