@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.config import TlsConfig, read_secret, read_yaml, validation_error_to_user_error
+from pipeline.console.clues import FusionConfig
 from pipeline.errors import UserError
 
 PersonalData = Literal["show", "mask", "hide"]
@@ -193,6 +194,7 @@ class ConsoleConfig(Strict):
     boxes: list[BoxConfig] = Field(default_factory=list, description="Edge boxes whose zones/towers to draw.")
     web: WebConfig = Field(default_factory=lambda: WebConfig(), description="The web page.")
     privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig(), description="Personal data in exports.")
+    fusion: FusionConfig = Field(default_factory=lambda: FusionConfig(), description="Clues linked into cases.")
     timezone: str = Field(
         default="Asia/Shanghai",
         max_length=64,

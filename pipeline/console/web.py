@@ -24,6 +24,8 @@ from werkzeug.wrappers import Response as WResponse
 
 from pipeline.console import auth
 from pipeline.console.cases import STATUSES, STEP_LABELS_ZH, STEPS, CaseError, next_step
+from pipeline.console.clues import ClueRegister
+from pipeline.console.clues_web import register_clue_api
 from pipeline.console.config import ConsoleConfig
 from pipeline.console.db import now_iso
 from pipeline.console.export import cases_csv, local_time, notice_rows
@@ -358,6 +360,7 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
             closed_only=closed_only,
         )
 
+    register_clue_api(app, ClueRegister(store.db, config.fusion), zones)  # issue 18: clues fused into cases
     return app
 
 
