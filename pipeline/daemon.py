@@ -58,8 +58,7 @@ class Daemon:
         from pipeline.alerts import AlertSink, Outbox, Relay
         from pipeline.analyzer import Analyzer
         from pipeline.detect.batcher import Batcher
-        from pipeline.detect.onnx_detector import make_detectors
-        from pipeline.detect.workers import InferencePool
+        from pipeline.detect.workers import InferencePool, make_detectors
         from pipeline.sources import make_source
         from pipeline.zones.model import load_zones
 

@@ -49,7 +49,7 @@ def check_model(config: Config) -> Check:
         det = OnnxDetector(config.detector)
     except UserError as exc:
         return Check("model", "FAIL", str(exc), "point detector.model_path at a YOLO detection ONNX export")
-    from pipeline.detect.onnx_detector import plan_workers, usable_cores
+    from pipeline.detect.workers import plan_workers, usable_cores
 
     names = ", ".join(det.names.values())
     cores = usable_cores()

@@ -175,7 +175,7 @@ def run_bare_best(args: argparse.Namespace) -> dict[str, Any]:
     in its own thread (what minewatch's workers do, minus everything else)."""
     import onnxruntime as ort
 
-    from pipeline.detect.onnx_detector import usable_cores
+    from pipeline.detect.workers import usable_cores
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

@@ -261,14 +261,14 @@ def test_detect_frames_scales_each_frame_to_the_input_and_maps_boxes_back(tmp_pa
     ],
 )
 def test_plan_workers(workers: int, threads: int, on_gpu: bool, cores: int, expected: tuple[int, int]) -> None:
-    from pipeline.detect.onnx_detector import plan_workers
+    from pipeline.detect.workers import plan_workers
 
     c = DetectorConfig.model_validate({"workers": workers, "intra_op_threads": threads})
     assert plan_workers(c, on_gpu, cores) == expected
 
 
 def test_make_detectors_builds_one_session_per_worker(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from pipeline.detect.onnx_detector import make_detectors
+    from pipeline.detect.workers import make_detectors
 
     path = make_model(tmp_path / "m.onnx", names=NAMES)
     with caplog.at_level(logging.INFO, logger="minewatch.detect"):

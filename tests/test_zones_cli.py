@@ -450,3 +450,36 @@ def test_folder_options_count_before_or_after_the_command(site: Path, tmp_path_f
     assert res.returncode == 0, res.stderr
     assert not (other / "zones" / "west.geojson").exists()
     assert (site / "zones" / "west.geojson").exists()  # the default folder is untouched
+
+
+def test_replay_tiles_frames_as_the_daemon_does(site: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """`zones test` ran ``detector.detect([image])`` and so skipped a camera's ``tiling``: a tiled camera must
+    see in replay exactly what the daemon's workers detect (pipeline.eval.hookup.detect_frame)."""
+    from pipeline.config import load_config
+    from pipeline.detect.onnx_detector import OnnxDetector
+    from pipeline.eval.hookup import detect_frame
+    from pipeline.types import Frame, Pose
+    from pipeline.zones.replay import footage_frames
+    from tests.test_detect_onnx import make_model
+
+    make_model(site / "model.onnx", names={0: "excavator", 1: "smoke"})  # a box at the centre of every input
+    bright_clip(site / "clip.mp4", seconds=2.0)
+    config_path = site / "cameras.yaml"
+    config_path.write_text(config_path.read_text().replace(
+        "    analysis_fps: 2\n",
+        "    analysis_fps: 2\n    tiling: {tile_px: 320, overlap_frac: 0.0, include_full_frame: false}\n"))
+    res = zones_here("test", "--footage", str(site / "clip.mp4"), "--camera", "t1", "--json", cwd=site,
+                     capsys=capsys, monkeypatch=monkeypatch)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)["detections"]
+    config = load_config(config_path)
+    cam = config.cameras[0]
+    detector = OnnxDetector(config.detector)
+    expected = []
+    for seq, (t_s, image) in enumerate(footage_frames(site / "clip.mp4", cam.analysis_fps, 0)):
+        frame = Frame(cam.id, seq, t_s, image, Pose(cam.pan_deg, cam.tilt_deg, cam.hfov_deg, cam.roll_deg, None), t_s)
+        dets = detect_frame(detector, frame, cam, config.detector.iou_threshold)
+        expected += [(round(t_s, 3), [round(float(v), 1) for v in box]) for box in dets.xyxy]
+        assert len(dets) > len(detector.detect([image])[0])  # tiles find what the whole frame does not
+    assert sorted((r["t_s"], r["xyxy"]) for r in rows) == sorted(expected)

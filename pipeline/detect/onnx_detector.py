@@ -292,37 +292,3 @@ class OnnxDetector:
     def above_threshold(self, dets: Detections) -> Detections:
         """Only the detections that pass their class's configured threshold."""
         return dets.at_or_above(self._ours_threshold)
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, e.g. a container's cpuset)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def plan_workers(cfg: DetectorConfig, on_gpu: bool, cores: int) -> tuple[int, int]:
-    """(workers, onnxruntime threads per worker) for ``detector.workers`` / ``intra_op_threads`` (0 = auto).
-
-    On the CPU, one single-threaded session per core (at most 4) beats one session spread over the
-    cores: small YOLO operators do not split well, and a thread preempted by a camera reader holds up its
-    partners at every operator barrier (2 cores, merged starter model at 320 px: 24.8 frames/s with two
-    1-thread sessions, 19.9 with one 2-thread session; docs/BENCHMARKS.md). On a GPU two workers let one
-    prepare and decode its batch on the CPU while the other's runs on the device.
-    """
-    cpu_workers = max(1, min(cores, 4))
-    workers = cfg.workers or (2 if on_gpu else cpu_workers)
-    threads = cfg.intra_op_threads or max(1, cores // (cfg.workers or cpu_workers))
-    return workers, threads
-
-
-def make_detectors(cfg: DetectorConfig, cores: int | None = None) -> list[OnnxDetector]:
-    """One detector per inference worker (see :func:`plan_workers`); the first one validates the model."""
-    cores = cores or usable_cores()
-    _, threads = plan_workers(cfg, False, cores)
-    first = OnnxDetector(cfg, intra_op_threads=threads)
-    workers, _ = plan_workers(cfg, first.provider != "CPUExecutionProvider", cores)
-    detectors = [first] + [OnnxDetector(cfg, intra_op_threads=threads, announce=False) for _ in range(workers - 1)]
-    log.info("%d inference worker(s), %d onnxruntime thread(s) each", workers, threads)
-    return detectors

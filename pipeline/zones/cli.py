@@ -11,13 +11,11 @@ an example of each command.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +30,9 @@ from pipeline.zones import io
 from pipeline.zones.model import (
     ZONE_KINDS,
     Zone,
-    _check_crs,
     load_zones,
-    parse_feature,
-    zone_files,
 )
+from pipeline.zones.tables import display_width, fmt_area, fmt_seen, table
 from pipeline.zones.validate import (
     DEFAULT_IMAGE_WH,
     DEFAULT_MAX_RANGE_M,
@@ -46,6 +42,7 @@ from pipeline.zones.validate import (
     fixed_texts,
     seen_by,
 )
+from pipeline.zones.workspace import Workspace, zone_filename
 
 PROG = "minewatch zones"
 #: properties ``set`` accepts besides those a zone already has (``responsible.*`` too).
@@ -125,33 +122,6 @@ class Context:
 
     def load(self) -> list[Zone]:
         return load_zones(self.zones_dir, self.tz)
-
-
-# --------------------------------------------------------------------------------------------- tables
-
-
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded by display width (Chinese characters count two)."""
-    widths = [max([_width(h)] + [_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c + " " * (w - _width(c)) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
-def fmt_area(a_m2: float) -> str:
-    return f"{a_m2 / 1e6:.3f} km²" if a_m2 >= 1e6 else f"{a_m2:,.0f} m²"
-
-
-def fmt_seen(seen: list[tuple[str, str | None]]) -> str:
-    if not seen:
-        return "-"
-    return ", ".join(cam if preset is None else f"{cam}/{preset}" for cam, preset in seen)
 
 
 def print_json(obj: Any) -> None:
@@ -255,9 +225,9 @@ def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
     ]
     for key, value in info["properties"].items():
         lines.append((key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
-    pad = max(_width(k) for k, _ in lines)
+    pad = max(display_width(k) for k, _ in lines)
     for key, value in lines:
-        out(f"{key}{' ' * (pad - _width(key))}  {value}")
+        out(f"{key}{' ' * (pad - display_width(key))}  {value}")
     if info["cameras"]:
         out("")
         out(
@@ -290,146 +260,6 @@ def camera_distances(ctx: Context, zone: Zone) -> list[dict[str, Any]]:
         bearing = float(np.degrees(np.arctan2(near.x, near.y)) % 360.0) if dist > 0 else 0.0
         rows.append({"camera": cam.id, "distance_m": round(dist, 1), "bearing_deg": round(bearing, 1)})
     return rows
-
-
-# --------------------------------------------------------------------------------------------- workspace
-
-
-def zone_filename(zone_id: str) -> str:
-    """``<id>.geojson``; characters unsafe in a file name become ``_`` and a short hash keeps names apart."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", zone_id).strip(".") or "zone"
-    if safe != zone_id:
-        safe += "-" + hashlib.sha1(zone_id.encode("utf-8")).hexdigest()[:8]
-    return io.zone_filename(safe)
-
-
-@dataclass
-class Workspace:
-    """The zones folder as documents in memory; edits are checked with the daemon's loader, then written."""
-
-    folder: Path
-    tz: str
-    docs: dict[Path, dict[str, Any]] = field(default_factory=dict)
-    changed: set[Path] = field(default_factory=set)
-    removed: set[Path] = field(default_factory=set)
-
-    @classmethod
-    def open(cls, folder: Path, tz: str) -> Workspace:
-        ws = cls(folder, tz)
-        if folder.exists():
-            for path in zone_files(folder):
-                data = io.load_json(path)
-                if isinstance(data, dict) and data.get("type") == "Feature":
-                    data = {"type": "FeatureCollection", "features": [data]}
-                if not isinstance(data, dict) or not isinstance(data.get("features"), list):
-                    raise UserError(str(path), "type", "a GeoJSON FeatureCollection", type(data).__name__)
-                ws.docs[path] = data
-        return ws
-
-    def locate(self, zone_id: str) -> tuple[Path, int] | None:
-        for path, doc in self.docs.items():
-            for i, feat in enumerate(doc["features"]):
-                props = feat.get("properties") if isinstance(feat, dict) else None
-                ident = props.get("id") if isinstance(props, dict) else None
-                if ident is not None and str(ident) == zone_id:
-                    return path, i
-        return None
-
-    def feature(self, zone_id: str) -> dict[str, Any]:
-        found = self.locate(zone_id)
-        if found is None:
-            ids = [str(f["properties"]["id"]) for d in self.docs.values() for f in d["features"]
-                   if isinstance(f, dict) and isinstance(f.get("properties"), dict) and "id" in f["properties"]]
-            known = ", ".join(ids[:10]) + (" …" if len(ids) > 10 else "")
-            raise UserError(str(self.folder), f"zone {zone_id}", f"the id of a zone ({known or 'there are none'})",
-                            zone_id)
-        path, i = found
-        feat: dict[str, Any] = self.docs[path]["features"][i]
-        return feat
-
-    def put(self, feature: dict[str, Any], replace: bool = False) -> Path:
-        zone_id = str(feature["properties"]["id"])
-        found = self.locate(zone_id)
-        if found is not None:
-            path, i = found
-            if not replace:
-                raise UserError(str(path), f"zone {zone_id}", "a new zone id (or --replace)", "it exists already")
-            self.docs[path]["features"][i] = feature
-        else:
-            path = self.folder / zone_filename(zone_id)
-            if path in self.docs:
-                raise UserError(str(path), None, "a file name not used yet", "it is used")
-            self.docs[path] = {"type": "FeatureCollection", "features": [feature]}
-        self.changed.add(path)
-        return path
-
-    def drop(self, zone_id: str) -> Path:
-        self.feature(zone_id)
-        found = self.locate(zone_id)
-        assert found is not None
-        path, i = found
-        del self.docs[path]["features"][i]
-        if not self.docs[path]["features"]:
-            del self.docs[path]
-            self.removed.add(path)
-            self.changed.discard(path)
-        else:
-            self.changed.add(path)
-        return path
-
-    def touch(self, zone_id: str) -> Path:
-        found = self.locate(zone_id)
-        assert found is not None
-        self.changed.add(found[0])
-        return found[0]
-
-    def check(self) -> list[Zone]:
-        """Every changed document through the loader, and ids unique across the folder (or Problems)."""
-        errors: list[UserError] = []
-        zones: list[Zone] = []
-        for path in sorted(self.changed):
-            doc = self.docs[path]
-            try:
-                _check_crs(doc.get("crs"), str(path))
-            except UserError as exc:
-                errors.append(exc)
-            for index, feat in enumerate(doc["features"]):
-                try:
-                    zones.append(parse_feature(feat, index, str(path), self.tz))
-                except UserError as exc:
-                    errors.append(exc)
-        seen: dict[str, Path] = {}
-        for path, doc in sorted(self.docs.items()):
-            for feat in doc["features"]:
-                props = feat.get("properties") if isinstance(feat, dict) else None
-                ident = props.get("id") if isinstance(props, dict) else None
-                if ident is None:
-                    continue
-                if str(ident) in seen and (path in self.changed or seen[str(ident)] in self.changed):
-                    errors.append(UserError(str(path), f"(id={ident}).properties.id",
-                                            "a zone id used once across all zone files",
-                                            f"{str(ident)!r} also in {seen[str(ident)]}"))
-                seen.setdefault(str(ident), path)
-        io.raise_all(errors)
-        return zones
-
-    def commit(self) -> list[str]:
-        """Check, then write changed files and delete emptied ones. Returns what was done, one line each."""
-        self.check()
-        texts: dict[str, str] = {}
-        for path in sorted(self.changed):
-            feats = [io.zone_feature(f.get("properties") or {}, f["geometry"]) for f in self.docs[path]["features"]]
-            texts[path.name] = io.collection_text(feats)
-        done = []
-        for name in texts:
-            target = self.folder / name
-            old = target.read_text(encoding="utf-8") if target.is_file() else None
-            if old == texts[name]:
-                continue
-            done.append(f"{'wrote' if old is None else 'updated'} {target}")
-        io.write_files(self.folder, {n: t for n, t in texts.items()}, [p.name for p in self.removed])
-        done += [f"removed {p}" for p in sorted(self.removed)]
-        return done
 
 
 # --------------------------------------------------------------------------------------------- values
@@ -868,96 +698,23 @@ def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------- test
 
 
-def footage_frames(path: Path, fps: float, max_frames: int) -> Any:
-    """(t_s, BGR image) of a video file, taken every 1/fps seconds of its own time (PyAV)."""
-    from pipeline.sources.video import decoded_frames, to_bgr
-
-    if not path.is_file():
-        raise UserError(str(path), None, "an existing video file", "no such file")
-    next_t = 0.0
-    taken = 0
-    for frame in decoded_frames(str(path), label=str(path)):
-        t = float(frame.time) if frame.time is not None else next_t
-        if t + 1e-6 < next_t:
-            continue
-        yield t, to_bgr(frame)
-        taken += 1
-        next_t = t + 1.0 / fps
-        if max_frames and taken >= max_frames:
-            return
-
-
-def detection_rows(
-    index: Any, zones: Sequence[Zone], t_s: float, dets: Any, fixes: Sequence[Any], near_m: float
-) -> list[dict[str, Any]]:
-    """One row per detection: where it was located and which zones it fell in or near (signed distance)."""
-    rows = []
-    names = dets.class_names()
-    for i in range(len(dets)):
-        fix = fixes[i] if i < len(fixes) else None
-        row: dict[str, Any] = {
-            "t_s": round(t_s, 3), "class": names[i], "score": round(float(dets.score[i]), 3),
-            "xyxy": [round(float(v), 1) for v in dets.xyxy[i]], "location": None, "zones": [],
-        }
-        if fix is not None:
-            row["location"] = {"lat": round(fix.lat, 7), "lon": round(fix.lon, 7), "range_m": round(fix.range_m, 1),
-                               "bearing_deg": round(fix.bearing_deg, 1),
-                               "semi_major_m": round(fix.semi_major_m, 1)}
-            east, north = index.to_local_m(fix.lat, fix.lon)
-            reach = near_m + fix.semi_major_m
-            for k in index.query(east, north, reach):
-                d = index.signed_distance_m(k, east, north)
-                p = index.probability_inside(k, (east, north), fix.cov_en_m2)
-                row["zones"].append({"id": zones[k].id, "kind": zones[k].kind, "inside": d > 0,
-                                     "distance_to_boundary_m": round(d, 1), "probability_inside": round(p, 3)})
-        rows.append(row)
-    return rows
-
-
-def event_row(event: Any) -> dict[str, Any]:
-    return {
-        "type": event.type, "alert_id": event.alert_id, "class": event.class_name, "rule": event.rule,
-        "score": round(float(event.score), 3), "zone": event.zone.id if event.zone else None,
-        "distance_to_boundary_m": (None if event.zone is None or event.zone.distance_to_boundary_m is None
-                                   else round(event.zone.distance_to_boundary_m, 1)),
-        "probability_in_zone": None if event.probability_in_zone is None else round(event.probability_in_zone, 3),
-        "t_first": event.t_first, "t_last": event.t_last,
-    }
-
-
 def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
-    """Replay a video through the daemon's own chain (detector → Analyzer: tracks, fixes, rules, events)."""
+    """Replay a video through the daemon's own chain (detector, tiled as the camera says → Analyzer:
+    tracks, fixes, rules, events); see :mod:`pipeline.zones.replay`."""
     import time
 
-    from pipeline.analyzer import Analyzer
-    from pipeline.detect.onnx_detector import OnnxDetector
-    from pipeline.types import Frame
-    from pipeline.zones.index import ZoneIndex
+    from pipeline.zones.replay import replay
 
     config = ctx.config()
     assert config is not None
     cam = pick_camera(ctx, args.camera)
     pose = pick_pose(cam, args.preset)
     zones = ctx.load()
-    only = config.model_copy(update={"cameras": [cam.model_copy(update={"enabled": True})]})
-    analyzer = Analyzer(only, zones, ctx.terrain())
-    detector = OnnxDetector(config.detector)
-    index = ZoneIndex(zones, cam.lat, cam.lon)
     fps = args.fps or cam.analysis_fps
     t0 = time.time() if args.start is None else args.start
-    detections: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    frames = 0
-    t_last = t0
-    for seq, (t_s, image) in enumerate(footage_frames(Path(args.footage), fps, args.max_frames)):
-        frame = Frame(cam.id, seq, t0 + t_s, image, pose, t0 + t_s)
-        dets = detector.detect([image])[0]
-        fixes = analyzer.locate(frame, dets)
-        detections += detection_rows(index, zones, t_s, dets, fixes, args.near_m)
-        events += [event_row(e) | {"t_s": round(t_s, 3)} for e in analyzer.process(frame, dets)]
-        frames += 1
-        t_last = t0 + t_s
-    events += [event_row(e) | {"t_s": round(t_last - t0, 3)} for e in analyzer.finish(t_last)]
+    result = replay(config, cam, pose, zones, ctx.terrain(), Path(args.footage), fps, args.max_frames, t0,
+                    args.near_m)
+    frames, detections, events = result.frames, result.detections, result.events
     if frames == 0:
         raise UserError(args.footage, None, "at least one decodable frame", "none")
     summary = {"camera": cam.id, "preset": pose.preset, "footage": args.footage, "frames": frames,
