@@ -18,7 +18,7 @@ def test_unknown_log_level_is_one_line_exit_2(argv: list[str], capsys: pytest.Ca
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        f"minewatch {argv[0]}: --log-level: expected one of DEBUG, INFO, WARNING, ERROR, found LOUD"]
+        f"minewatch {argv[0]}: --log-level: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, found LOUD"]
 
 
 def test_log_level_in_any_case(capsys: pytest.CaptureFixture[str]) -> None:
