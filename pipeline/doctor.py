@@ -125,6 +125,17 @@ def check_broker(mqtt: MqttConfig, timeout_s: float = 5.0) -> Check:
                  f"{' as ' + mqtt.username if mqtt.username else ''}")
 
 
+def check_broker_queue(mqtt: MqttConfig) -> Check:
+    """Does the broker keep a burst of alerts for a console that is away? (Mosquitto's default drops beyond 1000.)"""
+    from pipeline.alerts.broker_probe import probe_queue_limit
+
+    if not mqtt.enabled or not port_open(mqtt.host, mqtt.port):
+        return Check("broker_queue", "warn", "not checked: no broker reachable")
+    probe = probe_queue_limit(mqtt, mqtt.topic_prefix)
+    fix = "install scripts/mosquitto/minewatch.conf as /etc/mosquitto/conf.d/minewatch.conf (docs/RELIABILITY.md)"
+    return Check("broker_queue", "ok" if probe.status == "ok" else "warn", probe.detail, fix)
+
+
 def check_camera(cam: CameraConfig, timeout_s: float = 8.0) -> Check:
     from pipeline.sources.video import open_video
 
@@ -151,6 +162,7 @@ def run_checks(config: Config, skip_cameras: bool = False) -> list[Check]:
         lambda: check_model(config),
         lambda: check_zones(config),
         lambda: check_broker(config.mqtt),
+        lambda: check_broker_queue(config.mqtt),
     ]
     if not skip_cameras:
         checks += [partial(check_camera, cam) for cam in config.cameras]

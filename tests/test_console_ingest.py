@@ -54,6 +54,7 @@ def make_ingestor(tmp_path: Path, broker: Broker, name: str, share_group: str | 
         share_group=share_group,
         reconnect_max_s=1,
         session_expiry_s=300,
+        check_queue=False,  # tests/test_broker_queue.py checks it
     )
     store = Store(f"sqlite:///{tmp_path / name / 'register.sqlite'}")
     ing = Ingestor(cfg, store)
@@ -180,6 +181,7 @@ def test_edge_box_outbox_and_relay_to_two_consoles_sharing_one_register(
                 share_group="room",
                 reconnect_max_s=1,
                 session_expiry_s=300,
+                check_queue=False,
             )
             ing = Ingestor(cfg, Store(url))
             consoles.append(ing)

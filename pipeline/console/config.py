@@ -69,6 +69,13 @@ class ConsoleMqttConfig(Strict):
     username: str | None = Field(default=None, max_length=256, description="Username, when the broker wants one.")
     password_env: str | None = Field(default=None, description="Name of the environment variable holding the password.")
     password_file: Path | None = Field(default=None, description="File whose first line is the password.")
+    check_queue: bool = Field(
+        default=True,
+        description="Measure (once a day, kept in the register) whether the broker keeps a burst of 1050 QoS 1"
+        " messages for an absent"
+        " client (Mosquitto's default keeps 1000 and drops the rest) and warn on the page and in the log when it"
+        " does not. False where the console may not publish (a broker ACL): the check then only says so.",
+    )
     max_event_kib: int = Field(
         default=64,
         ge=4,

@@ -15,6 +15,7 @@ commit gets the message again; de-duplication by (alert_id, seq) makes that harm
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -32,6 +33,7 @@ from jsonschema.exceptions import best_match
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from pipeline.alerts.broker_probe import QueueProbe, probe_queue_limit
 from pipeline.console.config import ConsoleMqttConfig
 from pipeline.console.db import now_iso
 from pipeline.console.store import EventRecord, Store
@@ -39,6 +41,12 @@ from pipeline.errors import UserError
 from pipeline.logs import get_logger
 
 log = get_logger("console.ingest")
+
+#: the broker's queue check waits this long after connecting (the console's own backlog flows first) ...
+QUEUE_CHECK_DELAY_S = 10.0
+#: ... and its result, kept in the register, is trusted this long (consoles sharing it probe once a day, not at
+#: every start: each probe message is a save of the broker's file on a broker that saves on every change)
+QUEUE_CHECK_MAX_AGE_S = 24 * 3600.0
 
 #: how long a message whose commit fails is retried before it is left unacknowledged (the broker then
 #: redelivers it when this console reconnects).
@@ -242,6 +250,9 @@ class Ingestor:
         self.subscribed = threading.Event()
         self._pending_subs: set[int] = set()
         self._lock = threading.Lock()
+        #: the broker's queue check (None until it ran): a broker that drops bursts is said on the page
+        self.queue_probe: QueueProbe | None = None
+        self.queue_check_delay_s = QUEUE_CHECK_DELAY_S
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=cfg.effective_client_id(),
@@ -277,6 +288,9 @@ class Ingestor:
             "invalid": s.invalid,
             "unacked": s.unacked,
             "connects": s.connects,
+            "broker_queue": None
+            if self.queue_probe is None
+            else {"status": self.queue_probe.status, "detail": self.queue_probe.detail},
         }
 
     def start(self) -> None:
@@ -287,6 +301,32 @@ class Ingestor:
         )
         self._client.loop_start()
         log.info("connecting to %s:%s as %s", self.cfg.host, self.cfg.port, self.cfg.effective_client_id())
+        if self.cfg.check_queue:
+            threading.Thread(target=self._check_queue, name="broker-queue-check", daemon=True).start()
+
+    def _check_queue(self) -> None:
+        """Once, when the broker is reachable: does it keep a burst for a console that is away or slow?"""
+        if not self.connected.wait(120):
+            return
+        key = f"broker_queue:{self.cfg.host}:{self.cfg.port}"
+        try:
+            cached = json.loads(self.store.setting(key) or "{}")
+        except ValueError:
+            cached = {}
+        if cached and time.time() - float(cached.get("t_s", 0)) < QUEUE_CHECK_MAX_AGE_S:
+            probe = QueueProbe(
+                str(cached["status"]), int(cached["published"]), int(cached["received"]), str(cached["detail"])
+            )
+        else:
+            time.sleep(self.queue_check_delay_s)
+            probe = probe_queue_limit(self.cfg, self.cfg.topic_prefix)
+            if probe.status != "unknown":
+                self.store.set_setting(key, json.dumps({**dataclasses.asdict(probe), "t_s": time.time()}))
+        self.queue_probe = probe
+        if probe.status == "warn":
+            log.warning("broker: %s", probe.detail)
+        else:
+            log.info("broker: %s", probe.detail)
 
     def stop(self) -> None:
         # A plain DISCONNECT keeps the session (its expiry interval stays): the broker queues for us.

@@ -495,6 +495,19 @@ class Store:
             raise RuntimeError(f"setting {key} vanished")
         return str(row["value"])
 
+    def setting(self, key: str) -> str | None:
+        with self.db.tx(write=False) as cur:
+            row = cur.one("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.db.tx() as cur:
+            cur.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
     def close(self) -> None:
         self.db.close()
 

@@ -360,6 +360,10 @@ async function loadHealth() {
     el.className = "box " + (up ? "online" : "offline");
     el.textContent = up ? "MQTT ✓" : "MQTT ✗ 未连接 broker down";
     el.title = `${h.broker || ""} · ${h.client_id || ""} · events ${h.events ?? "?"}, duplicates ${h.duplicates ?? "?"}`;
+    const warn = $("#broker-warning"), q = h.broker_queue;  // the broker drops bursts (Mosquitto's default queue)
+    warn.hidden = !(q && q.status === "warn");
+    warn.textContent = warn.hidden ? "" : "⚠ 代理队列过小 broker queue too small";
+    warn.title = warn.hidden ? "" : q.detail;
   } catch (e) {
     el.className = "box offline";
     el.textContent = "console unreachable";
