@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -39,10 +38,10 @@ class CameraState:
 class Analyzer:
     """Turns (frame, detections) into alert events, per camera, with the daemon's exact code path."""
 
-    def __init__(self, config: Config, zones: Sequence[Zone], terrain: object | None = None) -> None:
+    def __init__(self, config: Config, zones: Sequence[Zone], terrain: Terrain | None = None) -> None:
         self.config = config
         # one ground model for all cameras (reads the DEM once); config.terrain unless the caller gives one
-        self.terrain = terrain if terrain is not None else Terrain.from_config(config.terrain)
+        self.terrain: Terrain = terrain if terrain is not None else Terrain.from_config(config.terrain)
         self.zones: list[Zone] = list(zones)
         self._log = get_logger("analyzer")
         fusion = config.fusion
@@ -57,7 +56,7 @@ class Analyzer:
                 self.cameras[cam.id] = self._camera_state(cam)
 
     def _camera_state(self, cam: CameraConfig) -> CameraState:
-        model = CameraModel.from_config(cam, self.terrain)  # type: ignore[arg-type]
+        model = CameraModel.from_config(cam, self.terrain)
         alerts = self.config.alerts
         trackers = PresetTrackers(self.config.zones.track, alerts.confirm_hits, alerts.confirm_window)
         events = EventManager(cam, self.zones, alerts, self.config.zones)
@@ -120,23 +119,17 @@ class Analyzer:
         return ended
 
     def _add_zone_outline(self, state: CameraState, frame: Frame, event: AlertEvent) -> None:
-        """Project the event's zone into the frame, for the snapshot's overlay."""
-        if event.zone is None or frame is None or "zone_outline_xy" in event.extra:
+        """Project the event's zone into its snapshot frame, for the overlay."""
+        if event.zone is None or event.frame is None or event.zone_outline_xy is not None:
             return
         zone = next((z for z in self.zones if z.id == event.zone.id), None)
         if zone is None:
             return
         outlines = []
-        for ring in _rings(zone):
-            lon, lat = np.asarray(ring.coords, dtype=np.float64).T
+        for ring in zone.outline_lonlat():
+            lon, lat = np.asarray(ring, dtype=np.float64).T
             xy = state.model.project(frame.pose, frame.wh, lat, lon)
             if np.isfinite(xy).all():
                 outlines.append(xy.astype(np.float32))
         if outlines:
-            event.extra["zone_outline_xy"] = outlines
-
-
-def _rings(zone: Zone) -> list[Any]:
-    geom = zone.polygon
-    polys = list(geom.geoms) if hasattr(geom, "geoms") else [geom]
-    return [p.exterior for p in polys]
+            event.zone_outline_xy = outlines

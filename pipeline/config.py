@@ -19,9 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.errors import UserError
 from pipeline.redact import redact_url, register_secret
 from pipeline.smoke.config import SmokeConfig
-from pipeline.types import CLASSES
-
-ClassName = Literal["excavator", "truck", "fire", "smoke", "person"]
+from pipeline.types import CLASSES, ClassName
 
 
 class Strict(BaseModel):

@@ -73,6 +73,7 @@ class Daemon:
         self.detectors = make_detectors(config.detector)
         self.detector = self.detectors[0]
         self.outbox = Outbox(config.alerts.outbox_path)
+        self._outbox_errors: set[str] = set()  # reasons the outbox depth could not be read, logged once each
         self.sink = AlertSink(config, self.outbox)
         self.relay: Any = Relay(config.mqtt, self.outbox) if config.mqtt.enabled else None
         self.analyzer = Analyzer(config, self.zones)
@@ -142,7 +143,7 @@ class Daemon:
         longest_run_s = self.pool.longest_run_s()
         healthy = all(c["ok"] or c.get("status") == "finished" for c in cams.values()) and (
             self.relay is None or snap["broker_connected"] or not self.config.mqtt.required
-        ) and longest_run_s < INFERENCE_HUNG_S
+        ) and longest_run_s < INFERENCE_HUNG_S and snap["outbox_depth"] is not None
         return {
             "healthy": healthy,
             "cameras": cams,
@@ -306,16 +307,27 @@ class Daemon:
             if self.ops_server is not None:
                 self.ops_server.stop()
             elapsed = time.monotonic() - self.stats.started_s
-            log.info("stopped: %d frames analysed in %d batches (%.1f frames/s), %d alert events, %d message(s)"
+            log.info("stopped: %d frames analysed in %d batches (%.1f frames/s), %d alert events, %s message(s)"
                      " pending in the outbox", self.stats.frames, self.stats.batches,
-                     self.stats.frames / max(elapsed, 1e-9), self.stats.events, pending)
+                     self.stats.frames / max(elapsed, 1e-9), self.stats.events,
+                     "unknown" if pending is None else pending)
         return 0
 
-    def _pending(self) -> int:
-        try:
-            return int(self.outbox.pending_count())
-        except Exception:
-            return -1
+    def _pending(self) -> int | None:
+        return outbox_depth(self.outbox, self._outbox_errors)
+
+
+def outbox_depth(outbox: Any, reported: set[str]) -> int | None:
+    """Messages waiting in the outbox; None (and one WARNING per distinct reason, noted in ``reported``) when
+    it cannot be read: /metrics shows NaN and /health turns unhealthy instead of a made-up depth."""
+    try:
+        return int(outbox.pending_count())
+    except Exception as exc:  # /metrics and /health must answer whatever the database does
+        reason = f"{type(exc).__name__}: {exc}"
+        if reason not in reported:
+            reported.add(reason)
+            log.warning("outbox depth unknown: %s", reason)
+        return None
 
 
 def cli_main(argv: list[str]) -> int:

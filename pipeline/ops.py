@@ -7,6 +7,7 @@ them at scrape time through a custom collector, so the hot path pays nothing for
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import threading
@@ -78,7 +79,7 @@ class PipelineCollector(Collector):
             alerts.add_metric([cam, kind], float(count))
         yield alerts
         yield GaugeMetricFamily("minewatch_outbox_depth", "Messages waiting in the outbox for a PUBACK.",
-                                value=float(snap["outbox_depth"]))
+                                value=math.nan if snap["outbox_depth"] is None else float(snap["outbox_depth"]))
         yield GaugeMetricFamily("minewatch_broker_connected", "1 while connected to the MQTT broker.",
                                 value=1.0 if snap["broker_connected"] else 0.0)
         yield CounterMetricFamily("minewatch_frames_analysed", "Frames analysed, all cameras.",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
-#: minewatch's own classes; a detector's class names are mapped onto these by config.
-CLASSES: tuple[str, ...] = ("excavator", "truck", "fire", "smoke", "person")
+#: minewatch's own class names; a detector's class names are mapped onto these by config.
+ClassName = Literal["excavator", "truck", "fire", "smoke", "person"]
+#: the classes in class-id order (``Detections.class_id`` indexes this): derived from :data:`ClassName`
+CLASSES: tuple[ClassName, ...] = get_args(ClassName)
 CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
 
 
@@ -154,6 +156,12 @@ class ZoneRef:
     distance_to_boundary_m: float | None = None  # >0 inside, <0 outside (signed)
 
 
+#: the messages of one alert event
+EventType = Literal["new", "update", "end"]
+#: the rule an alert is raised under: one per zone kind (docs/ZONES.md), and ``fire_in_view`` without a zone
+RuleName = Literal["closed_mine", "illegal_site", "beyond_boundary", "fire_watch", "fire_in_view"]
+
+
 @dataclass(slots=True)
 class AlertEvent:
     """One event message: ``new`` when confirmed, ``update`` while it lasts, ``end`` when it is gone.
@@ -161,11 +169,11 @@ class AlertEvent:
     The same ``alert_id`` is used for every message of one event and for every re-send.
     """
 
-    type: str  # "new" | "update" | "end"
+    type: EventType
     alert_id: str
     camera_id: str
     class_name: str  # one of CLASSES
-    rule: str  # closed_mine | illegal_site | beyond_boundary | fire_watch | fire_in_view
+    rule: RuleName
     score: float  # best detector score so far
     xyxy: tuple[float, float, float, float]  # box in the frame of the snapshot
     t_first: float  # UTC unix seconds of the first confirmed sighting
@@ -178,3 +186,11 @@ class AlertEvent:
     cameras: tuple[str, ...] = ()  # cameras that contributed (two-tower fixes)
     frame: Frame | None = None  # the frame to snapshot (not serialised)
     extra: dict[str, object] = field(default_factory=dict)  # stage-specific additions (documented in docs/MQTT.md)
+    #: the zone's outline in the snapshot frame's pixels, one (N, 2) array per polygon part (the Analyzer
+    #: projects it with the camera model; drawn on the snapshot, not sent)
+    zone_outline_xy: list[NDArray[np.float32]] | None = None
+    #: size of the frame ``xyxy`` was seen in (also for messages without a frame, such as ``end``)
+    image_wh: tuple[int, int] | None = None
+    #: UTC unix seconds of the analysis step that made this message: the capture time of the frame that
+    #: caused it, or the clock of the check that ended it by time; None: the sink takes its own clock
+    t_event: float | None = None

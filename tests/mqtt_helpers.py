@@ -27,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from pipeline.config import Config, load_config
-from pipeline.types import AlertEvent, Frame, GroundFix, Pose, ZoneRef
+from pipeline.types import AlertEvent, EventType, Frame, GroundFix, Pose, ZoneRef
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,14 +64,15 @@ def make_frame(wh: tuple[int, int] = (320, 240), seed: int = 0, noise: bool = Fa
     return Frame("cam1", seed, time.time(), img, Pose(31.5, -4.0, 58.0, preset="p1"))
 
 
-def make_event(alert_id: str, type_: str = "new", *, frame: Frame | None = None, with_fix: bool = True,
-               t0: float = 1_790_000_000.0, **extra: Any) -> AlertEvent:
+def make_event(alert_id: str, type_: EventType = "new", *, frame: Frame | None = None, with_fix: bool = True,
+               t0: float = 1_790_000_000.0, zone_outline_xy: Any = None, t_event: float | None = None,
+               image_wh: tuple[int, int] | None = None, **extra: Any) -> AlertEvent:
     zone = ZoneRef("z-closed-1", "关闭矿区 1", "closed_mine", "城关镇", {"name": "王工", "phone": "13800000000"}, 12.5)
     fix = GroundFix(38.7123, 111.6234, 1420.0, 850.0, 42.0, 30.0, 8.0, 40.0, cameras=("cam1",)) if with_fix else None
     return AlertEvent(type=type_, alert_id=alert_id, camera_id="cam1", class_name="excavator", rule="closed_mine",
                       score=0.87, xyxy=(100.0, 120.0, 180.0, 200.0), t_first=t0, t_last=t0 + 5.0, zone=zone, fix=fix,
                       probability_in_zone=0.93, track_id=7, preset="p1", cameras=("cam1",), frame=frame,
-                      extra=dict(extra))
+                      extra=dict(extra), zone_outline_xy=zone_outline_xy, t_event=t_event, image_wh=image_wh)
 
 
 @dataclass

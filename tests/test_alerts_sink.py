@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -65,4 +68,29 @@ def test_unwritable_snapshot_folder_still_commits_the_alert(tmp_path: Path) -> N
     sink.submit(make_event("a", frame=make_frame()))
     rows = outbox.pending(5)
     assert [r.kind for r in rows] == ["event"] and json.loads(rows[0].payload or b"")["snapshot"] is None
+    outbox.close()
+
+
+def test_snapshot_and_t_event_keep_the_analysis_clock(tmp_path: Path) -> None:
+    """Recorded footage from 28 May: the snapshot is filed under that day and t_event is the frame's time, not
+    the clock of the box that replays it; an ``end`` after a restart still knows its frame size."""
+    t_frame = 1_780_000_000.0  # 2026-05-28T20:26:40Z
+    config = make_config(tmp_path, free_port())
+    outbox = Outbox(config.alerts.outbox_path)
+    sink = AlertSink(config, outbox)
+    frame = dataclasses.replace(make_frame(), t_capture=t_frame)
+    sink.submit(make_event("a", "new", frame=frame, t0=t_frame - 2.0, t_event=t_frame))
+    outbox.close()
+    outbox = Outbox(config.alerts.outbox_path)  # restarted: the sink remembers no frame size
+    sink = AlertSink(config, outbox)
+    sink.submit(make_event("a", "end", t0=t_frame - 2.0, t_event=t_frame + 60.0, image_wh=(320, 240)))
+    before = time.time()
+    sink.submit(make_event("b", "new"))  # made by hand, no analysis time: the sink's own clock
+    events = {(e["alert_id"], e["type"]): e for e in
+              (json.loads(r.payload or b"") for r in outbox.pending(20) if r.kind == "event")}
+    new, end = events["a", "new"], events["a", "end"]
+    assert new["t_event"] == "2026-05-28T20:26:40.000Z" and Path(new["snapshot"]["file"]).parent.name == "20260528"
+    assert end["t_event"] == "2026-05-28T20:27:40.000Z" and end["image_wh"] == [320, 240]
+    t_b = datetime.strptime(events["b", "new"]["t_event"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    assert before - 0.01 <= t_b <= time.time() + 0.01
     outbox.close()

@@ -87,7 +87,8 @@ def test_process_raises_an_event_in_the_sample_zone_with_its_outline(tmp_path: P
     event = new[0]
     assert event.zone is not None and event.zone.id == "kelan-illegal-site-01"
     assert event.rule == "illegal_site" and event.class_name == "excavator"
-    outline = np.asarray(event.extra["zone_outline_xy"])[0]
+    assert event.zone_outline_xy is not None
+    outline = np.asarray(event.zone_outline_xy)[0]
     assert outline.shape[1] == 2 and np.isfinite(outline).all()
     ended = analyzer.finish(t + 10)
     assert [e.alert_id for e in ended] == [event.alert_id]

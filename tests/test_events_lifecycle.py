@@ -500,3 +500,19 @@ def test_with_the_real_camera_model() -> None:
     assert mine.probability_in_zone == pytest.approx(math.erf(300 / sigma_east / math.sqrt(2)), abs=0.03)
     assert LOCAL.to_local_m(mine.fix.lat, mine.fix.lon) == pytest.approx((1000.0, 0.0), abs=5.0)
     assert news[1].fix is None and news[1].zone is None
+
+
+def test_messages_carry_the_analysis_time_and_the_frame_size() -> None:
+    """``t_event``: the frame that caused the message, or the clock of the check that ended it; ``image_wh``:
+    the frame the box was seen in, also on ``end`` (which has no frame)."""
+    mgr = manager(max_unseen_s=600)
+    run = Run(mgr)
+    run.repeat(3, [IN_MINE])
+    [new] = run.events
+    assert new.t_event == run.t and new.image_wh == (1280, 720)
+    run.repeat(21, [IN_MINE])  # 10.5 s on: one update
+    [update] = run.events[1:]
+    assert update.type == "update" and update.t_event == run.t - 0.5
+    [end] = mgr.tick(run.t + 600)
+    assert end.t_event == run.t + 600 and end.image_wh == (1280, 720) and end.frame is None
+    assert new.zone_outline_xy is None  # the Analyzer projects it

@@ -56,3 +56,23 @@ def test_a_failing_reader_answers_500_with_one_log_line(caplog: pytest.LogCaptur
     assert err.value.code == 500
     lines = [r.getMessage() for r in caplog.records if r.name == "minewatch.ops" and r.levelname == "ERROR"]
     assert lines == ["/metrics failed: RuntimeError: boom"]
+
+
+def test_an_unreadable_outbox_is_nan_and_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The outbox closed under a scrape (shutdown): its depth is unknown, not -1 and not silent."""
+    from pipeline.alerts import Outbox
+    from pipeline.daemon import outbox_depth
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    reported: set[str] = set()
+    assert outbox_depth(outbox, reported) == 0
+    outbox.close()
+    assert outbox_depth(outbox, reported) is None and outbox_depth(outbox, reported) is None
+    warnings = [r.getMessage() for r in caplog.records if r.name == "minewatch.daemon" and r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("outbox depth unknown: ProgrammingError"), warnings
+    server = _serve(lambda: {**_snapshot({}), "outbox_depth": None})
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
+    finally:
+        server.stop()
+    assert "minewatch_outbox_depth NaN" in text

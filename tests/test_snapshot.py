@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.alerts.snapshot import BOX_BGR, ZONE_BGR, outlines_from_extra, render, write_jpeg
+from pipeline.alerts.snapshot import BOX_BGR, ZONE_BGR, outlines_xy, render, write_jpeg
 
 
 def close_to(pixel: np.ndarray, bgr: tuple[int, int, int], tol: int = 40) -> bool:
@@ -46,8 +46,8 @@ def test_outline_points_behind_the_camera_split_the_line() -> None:
     ([np.zeros((1, 2))], 0),  # one point is no outline
     ("nonsense", 0),
 ])
-def test_outlines_from_extra(value: object, n: int) -> None:
-    assert len(outlines_from_extra(value)) == n
+def test_outlines_xy(value: object, n: int) -> None:
+    assert len(outlines_xy(value)) == n
 
 
 def test_write_jpeg_is_decodable_and_hashed(tmp_path: Path) -> None:

@@ -71,8 +71,6 @@ def _json_safe(value: object) -> Any:
     return None
 
 
-#: keys of AlertEvent.extra that are not sent (they are for the snapshot or internal)
-EXTRA_NOT_SENT = frozenset({"zone_outline_xy", "image_wh", "t_event"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +127,7 @@ def build_event(
             "cameras": list(event.cameras or fix.cameras or (event.camera_id,)),
             "occlusion_possible": bool(fix.occlusion_possible),
         }
-    extra = {k: _json_safe(v) for k, v in event.extra.items() if k not in EXTRA_NOT_SENT}
+    extra = {k: _json_safe(v) for k, v in event.extra.items()}
     message: dict[str, Any] = {
         "schema": EVENT_SCHEMA,
         "type": event.type,

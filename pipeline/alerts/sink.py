@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.alerts.outbox import Message, Outbox
 from pipeline.alerts.payload import SnapshotRef, build_event, encode, events_topic, snapshot_topic
 from pipeline.alerts.retention import SnapshotRetention
-from pipeline.alerts.snapshot import outlines_from_extra, render, write_jpeg
+from pipeline.alerts.snapshot import outlines_xy, render, write_jpeg
 from pipeline.config import CameraConfig, Config
 from pipeline.logs import get_logger
 from pipeline.types import AlertEvent
@@ -53,18 +53,16 @@ class AlertSink:
         log = get_logger("alerts", event.camera_id)
         mqtt = self.config.mqtt
         seq = self._next_seq(event.alert_id)
-        now = time.time()
-        t_event = event.extra.get("t_event")
-        t_event_s = float(t_event) if isinstance(t_event, int | float) else now
+        # the analysis time of the message (its frame's capture time): recorded footage keeps its own clock
+        t_event_s = event.t_event if event.t_event is not None else time.time()
         image_wh: tuple[int, int] | None = None
         snap: SnapshotRef | None = None
         messages: list[Message] = []
         if event.frame is not None:
             image_wh = event.frame.wh
             label = f"{event.class_name} {event.score:.2f}" + (f" {event.zone.name}" if event.zone else "")
-            drawn = render(event.frame.image_bgr, event.xyxy, label,
-                           outlines_from_extra(event.extra.get("zone_outline_xy")))
-            day = time.strftime("%Y%m%d", time.gmtime(now))
+            drawn = render(event.frame.image_bgr, event.xyxy, label, outlines_xy(event.zone_outline_xy))
+            day = time.strftime("%Y%m%d", time.gmtime(event.frame.t_capture))  # the day the picture was taken
             path = self.snapshot_dir / day / f"{_SAFE_ID.sub('_', event.alert_id)}-{seq:04d}.jpg"
             try:
                 written = write_jpeg(path, drawn, self.config.alerts.snapshot_jpeg_quality)
@@ -74,11 +72,8 @@ class AlertSink:
                 snap = SnapshotRef(snapshot_topic(mqtt, event.alert_id), str(written.path), written.nbytes,
                                    written.sha256)
                 messages.append(Message("snapshot", snap.topic, None, snap.file, snap.nbytes))
-        else:
-            image_wh = self._image_wh.get(event.alert_id)
-            wh = event.extra.get("image_wh")
-            if image_wh is None and isinstance(wh, list | tuple) and len(wh) == 2:
-                image_wh = (int(wh[0]), int(wh[1]))
+        else:  # the size of the frame the box was last seen in (remembered here for hand-made events)
+            image_wh = event.image_wh or self._image_wh.get(event.alert_id)
         payload = encode(build_event(event, seq, camera=self._camera(event.camera_id), box_id=mqtt.box_id,
                                      snapshot=snap, image_wh=image_wh, t_event_s=t_event_s))
         messages.append(Message("event", events_topic(mqtt), payload, snap.file if snap else None, len(payload)))

@@ -24,8 +24,8 @@ class SnapshotFile:
     sha256: str
 
 
-def outlines_from_extra(value: object) -> list[NDArray[np.float64]]:
-    """``event.extra["zone_outline_xy"]``: a list of (N, 2) pixel arrays (or one); anything else → []."""
+def outlines_xy(value: object) -> list[NDArray[np.float64]]:
+    """``AlertEvent.zone_outline_xy``: a list of (N, 2) pixel arrays (or one); anything else → []."""
     if value is None:
         return []
     items = [value] if isinstance(value, np.ndarray) else list(value) if isinstance(value, list | tuple) else []

@@ -184,7 +184,7 @@ def evaluate_alerts(
     clips: Sequence[ClipResult], gap_s: float = 1.0, grace_s: float = 2.0, match_iou: float = 0.1
 ) -> AlertMatching:
     """Match alerts to labelled events over all clips (definitions in the module docstring)."""
-    per_class = {
+    per_class: dict[str, ClassAlertMetrics] = {
         name: ClassAlertMetrics(name, 0, 0, 0, 0, 0, 0, [], []) for name in CLASSES
     }
     out_events: list[tuple[LabelledEvent, AlertRecord | None, float | None]] = []

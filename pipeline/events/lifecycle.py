@@ -17,7 +17,7 @@ detections; :meth:`EventManager.sightings` turns the tracks and their fixes into
 :meth:`EventManager.update` runs the events' lifecycle on them.
 
 ``alert_id`` is made once per event: ``<camera>-<UTC yyyymmddTHHMMSSZ of the first sighting>-<6 hex>``.
-``AlertEvent.extra["zone_outline_xy"]`` is left for the caller (it projects the zone with the camera model).
+``AlertEvent.zone_outline_xy`` is left for the caller (it projects the zone with the camera model).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pipeline.geo.angles import abs_angle_diff_deg
 from pipeline.geo.camera import box_bearing_deg, in_vertical_view
 from pipeline.logs import get_logger
 from pipeline.track import Track
-from pipeline.types import AlertEvent, Frame, GroundFix
+from pipeline.types import AlertEvent, EventType, Frame, GroundFix, RuleName
 from pipeline.zones.model import Zone, zone_to_ref
 
 
@@ -52,13 +52,14 @@ class Sighting:
     fix: GroundFix | None  # smoothed position, the fix's ellipse
     site_en_m: tuple[float, float] | None
     bearing_deg: float
+    image_wh: tuple[int, int]  # of the frame it was seen in
 
 
 @dataclass
 class OpenEvent:
     alert_id: str
     class_name: str
-    rule: str
+    rule: RuleName
     zone: Zone | None
     t_first: float
     t_last: float
@@ -67,6 +68,7 @@ class OpenEvent:
     preset: str | None
     track_id: int
     bearing_deg: float
+    image_wh: tuple[int, int]  # of the frame xyxy was seen in
     fix: GroundFix | None = None
     site_en_m: tuple[float, float] | None = None
     probability: float | None = None
@@ -179,13 +181,13 @@ class EventManager:
                     continue
                 event = self._open(sighting, t)
                 in_fire_watch = in_fire_watch or event.rule == "fire_watch"
-                out.append(self._message("new", event, frame))
+                out.append(self._message("new", event, frame, t))
                 best.pop(id(event), None)
         for event in self.events:
             seen = best.get(id(event))
             if seen is not None:
                 if self._sight(event, seen, t):
-                    out.append(self._message("update", event, frame))
+                    out.append(self._message("update", event, frame, t))
             elif event.messages and event.t_last < t and self._can_see(event, frame):
                 event.unseen_visible_s += dt
         out.extend(self._end_due(t))
@@ -198,7 +200,7 @@ class EventManager:
 
     def close_all(self, now_s: float) -> list[AlertEvent]:
         """End every open event (shutdown of recorded footage, camera removed)."""
-        ended = [self._message("end", event, None) for event in self.events]
+        ended = [self._message("end", event, None, now_s) for event in self.events]
         self.events = []
         return ended
 
@@ -218,7 +220,7 @@ class EventManager:
             bearing = box_bearing_deg(frame.pose, frame.wh, (float(track.xyxy[0]) + float(track.xyxy[2])) / 2)
         low = max(self.cfg.probability_threshold - self.cfg.probability_hysteresis, 1e-9)
         hits = self.rules.evaluate(track.class_name, site, cov, bearing, t, min_probability=low)
-        return [Sighting(track, hit, fix, site, bearing) for hit in hits]
+        return [Sighting(track, hit, fix, site, bearing, frame.wh) for hit in hits]
 
     def _match(self, s: Sighting) -> OpenEvent | None:
         """The open event this sighting continues, if any (its own track first, then the nearest site)."""
@@ -274,6 +276,7 @@ class EventManager:
             preset=track.preset,
             track_id=track.track_id,
             bearing_deg=s.bearing_deg,
+            image_wh=s.image_wh,
             fix=s.fix,
             site_en_m=s.site_en_m,
             probability=s.hit.probability,
@@ -309,6 +312,7 @@ class EventManager:
         event.score = max(event.score, track.best_score)
         event.xyxy = tuple(float(v) for v in track.xyxy)  # type: ignore[assignment]
         event.bearing_deg = s.bearing_deg
+        event.image_wh = s.image_wh
         if s.fix is not None:
             event.fix = s.fix
             event.site_en_m = s.site_en_m
@@ -347,7 +351,7 @@ class EventManager:
         keep: list[OpenEvent] = []
         for event in self.events:
             if event.unseen_visible_s >= self.alerts_cfg.end_after_s or t - event.t_last >= self.cfg.max_unseen_s:
-                ended.append(self._message("end", event, None))
+                ended.append(self._message("end", event, None, t))
                 self._log.info(
                     "end %s: unseen for %.1f s in view (%.0f s in all)",
                     event.alert_id,
@@ -369,7 +373,7 @@ class EventManager:
         for key in stale:
             del self._pending[key]
 
-    def _message(self, kind: str, event: OpenEvent, frame: Frame | None) -> AlertEvent:
+    def _message(self, kind: EventType, event: OpenEvent, frame: Frame | None, t: float) -> AlertEvent:
         event.messages += 1
         if kind != "end":
             event.last_emit_t = event.t_last
@@ -394,4 +398,6 @@ class EventManager:
             preset=event.preset,
             cameras=cameras,
             frame=frame,
+            image_wh=event.image_wh,
+            t_event=t,
         )

@@ -35,18 +35,19 @@ import shapely
 from numpy.typing import NDArray
 
 from pipeline.config import ZonesConfig
+from pipeline.types import RuleName
 from pipeline.zones.index import ZoneIndex, reach_m, sample_points_en
 from pipeline.zones.model import Zone
 
 FIRE_CLASSES: tuple[str, ...] = ("fire", "smoke")
-FIRE_IN_VIEW = "fire_in_view"
+FIRE_IN_VIEW: RuleName = "fire_in_view"
 
 
 @dataclass(frozen=True, slots=True)
 class RuleHit:
     """One rule a sighting meets. ``zone`` is None for ``fire_in_view``."""
 
-    rule: str
+    rule: RuleName
     zone: Zone | None
     probability: float | None  # that the object is in the zone (buffer band for beyond_boundary)
     distance_to_boundary_m: float | None  # of the mean position: >0 inside the zone, <0 outside

@@ -79,7 +79,10 @@ class Track:
     centres_xy: deque[tuple[float, float, float]] = field(default_factory=deque)  # (cx, cy, diagonal)
     ground_en_m: tuple[float, float] | None = None  # smoothed ground position (local metres of the caller)
     ground_n: int = 0
-    kalman: BoxKalman | None = None
+    kalman: BoxKalman = field(init=False)  # starts at the first box
+
+    def __post_init__(self) -> None:
+        self.kalman = BoxKalman(self.xyxy)
 
     @property
     def class_name(self) -> str:
@@ -132,7 +135,6 @@ class Tracker:
         self.frames += 1
         cfg = self.cfg
         for track in self.tracks:
-            assert track.kalman is not None
             track.kalman.predict(still=track.stationary)
         prev_seen = [t.seen for t in self.tracks]
         n_det = len(dets)
@@ -198,7 +200,6 @@ class Tracker:
             det_index=c,
             hits=deque([True], maxlen=self.confirm_window),
             centres_xy=deque(maxlen=self.cfg.stationary_window),
-            kalman=BoxKalman(xyxy),
         )
         self._note_centre(track)
         track.confirmed = self.confirm_hits <= 1
@@ -207,7 +208,6 @@ class Tracker:
     def _hit(
         self, track: Track, c: int, det_xyxy: NDArray[np.float64], det_score: NDArray[np.float64], t_s: float
     ) -> None:
-        assert track.kalman is not None
         track.kalman.update(det_xyxy[c])
         track.xyxy = det_xyxy[c].copy()
         track.score = float(det_score[c])
@@ -222,7 +222,6 @@ class Tracker:
         self._note_centre(track)
 
     def _miss(self, track: Track) -> None:
-        assert track.kalman is not None
         track.seen = False
         track.det_index = -1
         track.lost_frames += 1

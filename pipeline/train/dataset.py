@@ -246,7 +246,7 @@ def write_dataset(items: Sequence[Item], out_dir: Path, val_fraction: float, see
     out_dir = out_dir.resolve()
     boxes: dict[str, dict[str, int]] = {}
     for split, part in (("train", train), ("val", val)):
-        counts = dict.fromkeys(CLASSES, 0)
+        counts: dict[str, int] = dict.fromkeys(CLASSES, 0)
         for k, it in enumerate(part):
             # unique, readable names: sources may share file names
             name = f"{k:05d}_{it.image.stem}"

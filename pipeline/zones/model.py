@@ -30,7 +30,7 @@ from shapely import MultiPolygon, Polygon
 from shapely.validation import explain_validity
 
 from pipeline.errors import UserError
-from pipeline.types import CLASSES, ZoneRef
+from pipeline.types import CLASSES, RuleName, ZoneRef
 from pipeline.zones.geojson import is_position, polygon_geometry
 
 ZONE_KINDS: tuple[str, ...] = ("closed_mine", "illegal_site", "licensed_area", "fire_watch")
@@ -44,7 +44,7 @@ DEFAULT_CLASSES: dict[str, tuple[str, ...]] = {
 }
 
 #: The rule an alert in a zone of this kind carries (licensed areas alert only beyond their boundary).
-RULE_OF_KIND: dict[str, str] = {
+RULE_OF_KIND: dict[str, RuleName] = {
     "closed_mine": "closed_mine",
     "illegal_site": "illegal_site",
     "licensed_area": "beyond_boundary",
@@ -157,7 +157,7 @@ class Zone:
     source: str = ""  # file the zone came from (for messages)
 
     @property
-    def rule(self) -> str:
+    def rule(self) -> RuleName:
         """The rule name alerts in this zone carry."""
         return RULE_OF_KIND[self.kind]
 
