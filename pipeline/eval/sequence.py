@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from pipeline.config import Config
 from pipeline.errors import UserError
-from pipeline.eval.hookup import at_operating_point, detect_frame, make_analyzer, make_detector
+from pipeline.eval.hookup import detect_frame, make_analyzer, make_detector
 from pipeline.types import AlertEvent, Detections, Frame, Pose
 
 #: the UTC time a sequence's t_s = 0 is played at (2024-01-01T00:00:00Z): any fixed origin would do
@@ -147,7 +147,7 @@ def run_sequence(config: Config, plan: SequencePlan, progress: bool = False) -> 
     zones = load_zones(seq_config)
     analyzer = make_analyzer(seq_config, zones)
     detector = make_detector(config.detector)
-    thresholds = config.detector.score_threshold
+    score_per_class = config.detector.score_threshold.as_array()
     pose = Pose(cam.pan_deg, cam.tilt_deg, cam.hfov_deg, cam.roll_deg, None)
     alerts: list[dict[str, Any]] = []
     frames: list[FrameResult] = []
@@ -175,7 +175,7 @@ def run_sequence(config: Config, plan: SequencePlan, progress: bool = False) -> 
         frame = Frame(cam.id, seq, T0_UTC_S + t_s, image, pose, T0_UTC_S + t_s)
         t1 = time.perf_counter()
         dets_floor = detect_frame(detector, frame, cam, config.detector.iou_threshold)
-        dets: Detections = at_operating_point(dets_floor, thresholds)
+        dets: Detections = dets_floor.at_or_above(score_per_class)  # the daemon detector's operating point
         t2 = time.perf_counter()
         events = analyzer.process(frame, dets)
         events += analyzer.tick(frame.t_capture)
