@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("pipeline.train.cli:cli_main", "fine-tune a detector on YOLO-labelled folders (needs [train])"),
     "console": ("pipeline.console.cli:cli_main", "run the control-room console"),
     "doctor": ("pipeline.doctor:cli_main", "check the environment and say what to fix"),
+    "coverage": ("pipeline.coverage.cli:cli_main", "which zones the towers really watch; where new towers go"),
     "alerts": ("pipeline.alerts.relay:cli_main", "outbox status, or deliver what waits in it (drain)"),
     "power": ("pipeline.power.cli:cli_main", "power-use anomalies from utility meter readings"),
     "push": ("pipeline.push.cli:cli_main", "pushes of cases to WeCom/DingTalk/Feishu robots and webhooks"),

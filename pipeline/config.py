@@ -809,6 +809,58 @@ class FusionConfig(Strict):
     )
 
 
+_DEFAULT_SIZE_FLOOR_PX: dict[ClassName, float] = {"excavator": 24.0, "truck": 24.0, "person": 32.0, "fire": 16.0,
+                                                  "smoke": 24.0}
+_DEFAULT_OBJECT_HEIGHT_M: dict[ClassName, float] = {"excavator": 3.0, "truck": 3.0, "person": 1.7, "fire": 5.0,
+                                                    "smoke": 20.0}
+
+
+class CoverageConfig(Strict):
+    """`minewatch coverage`: which zones the towers really watch, at the detector's size floor."""
+
+    size_floor_px: dict[ClassName, Annotated[float, Field(ge=2, le=2000)]] = Field(
+        default_factory=lambda: dict(_DEFAULT_SIZE_FLOOR_PX),
+        description="Smallest object height (source-frame pixels) the detector finds with recall ≥ 0.5, per"
+        " class. Used only when the model's metadata has no `size_floor_px` (the model's own measured floor"
+        " wins; the output says which was used). Too low: zones are called watched where machines are too"
+        " small to be found; too high: towers are zoomed in (or added) where they already suffice.",
+    )
+    object_height_m: dict[ClassName, Annotated[float, Field(gt=0, le=500)]] = Field(
+        default_factory=lambda: dict(_DEFAULT_OBJECT_HEIGHT_M),
+        description="Height of the object each class must find (a 3 m machine, a 20 m plume): its pixel height"
+        " at a zone is focal length × this / distance. Too low: zones look worse watched than they are; too"
+        " high: better.",
+    )
+    min_visible_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="A preset watches a zone only if at least this share of the zone's part in its frame is in"
+        " line of sight (not hidden by terrain). Too low: a zone whose corner peeks over a hill counts as"
+        " watched; too high: big zones partly behind a fold count as occluded.",
+    )
+    sample_step_m: float = Field(
+        25.0,
+        ge=2,
+        le=1000,
+        description="Zones are sampled on a grid this fine (finer for small zones, at most ~2000 points each)."
+        " Too coarse: small hidden patches are missed; too fine: slow on many zones and towers.",
+    )
+    above_ground_m: float = Field(
+        1.5,
+        ge=0,
+        le=50,
+        description="A zone point is visible when a point this high above the ground there is in line of sight"
+        " (half a 3 m machine). Too low: a machine whose top shows over a brow counts as hidden; too high:"
+        " ground hidden behind a low bank counts as seen.",
+    )
+    image_wh_px: tuple[Annotated[int, Field(ge=64, le=16384)], Annotated[int, Field(ge=64, le=16384)]] = Field(
+        (1920, 1080),
+        description="Source frame size (width, height) the floor is measured in; pixel heights scale with it."
+        " Wrong: every pixel height and suggested zoom is off by the ratio.",
+    )
+
+
 class Config(Strict):
     """The whole of ``cameras.yaml``."""
 
@@ -822,6 +874,7 @@ class Config(Strict):
     terrain: TerrainConfig = Field(default_factory=TerrainConfig, description="Ground model for geolocation.")
     harvest: HarvestConfig = Field(default_factory=HarvestConfig, description="Hard-example harvesting.")
     smoke: SmokeConfig = Field(default_factory=SmokeConfig, description="Tower smoke stage (docs/SMOKE.md).")
+    coverage: CoverageConfig = Field(default_factory=CoverageConfig, description="`minewatch coverage`.")
 
     @field_validator("cameras")
     @classmethod

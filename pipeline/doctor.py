@@ -73,6 +73,24 @@ def check_zones(config: Config) -> Check:
     return Check("zones", "ok", f"{len(zones)} zone(s) in {config.zones.dir}")
 
 
+def check_coverage(config: Config, config_path: Path | None = None) -> Check:
+    """Zones no camera watches at the detector's floor (terrain, presets, pixels: `minewatch coverage`)."""
+    from pipeline.coverage.cli import Survey
+
+    try:
+        survey = Survey(config, config_path)
+    except UserError as exc:
+        return Check("coverage", "FAIL", str(exc), "fix the zones or terrain.dem_path")
+    if not survey.coverage:
+        return Check("coverage", "ok", "no zone to watch")
+    bad = survey.unwatched()
+    if not bad:
+        return Check("coverage", "ok", f"every zone ({len(survey.coverage)}) is watched by some camera and preset")
+    listed = "; ".join(f"{zc.zone.id}: {zc.verdict}" for zc in bad[:8]) + ("; …" if len(bad) > 8 else "")
+    return Check("coverage", "warn", f"{len(bad)} of {len(survey.coverage)} zone(s) not watched: {listed}",
+                 "`minewatch coverage --config …` shows why (terrain, presets, zoom) and where a tower would help")
+
+
 def check_broker(mqtt: MqttConfig, timeout_s: float = 5.0) -> Check:
     """Connect with the configured TLS and credentials and wait for the CONNACK."""
     import paho.mqtt.client as paho
@@ -156,11 +174,12 @@ def check_camera(cam: CameraConfig, timeout_s: float = 8.0) -> Check:
                      "check the camera's address, credentials and that port 554 is reachable")
 
 
-def run_checks(config: Config, skip_cameras: bool = False) -> list[Check]:
+def run_checks(config: Config, skip_cameras: bool = False, config_path: Path | None = None) -> list[Check]:
     checks: list[Callable[[], Check]] = [
         lambda: check_providers(config),
         lambda: check_model(config),
         lambda: check_zones(config),
+        lambda: check_coverage(config, config_path),
         lambda: check_broker(config.mqtt),
         lambda: check_broker_queue(config.mqtt),
     ]
@@ -190,7 +209,7 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--skip-cameras", action="store_true", help="do not open the cameras")
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    results = run_checks(config, args.skip_cameras)
+    results = run_checks(config, args.skip_cameras, Path(args.config))
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2, ensure_ascii=False))
     else:

@@ -442,12 +442,13 @@ class CameraModel:
         hor = np.hypot(dirs[:, 0], dirs[:, 1])
         s1 = np.hypot(hit_en[:, 0], hit_en[:, 1])
         s_max = min(self.terrain.max_range_m, grid.half_size_m)
-        t_lo, _ = self.intersect(dirs, np.full(n, c))
-        s_lo = np.where(np.isnan(t_lo), s1, t_lo * hor)
         elev = np.arctan2(dirs[:, 2], hor) + c / np.maximum(s1, 1.0)
         az = dirs[:, :2] / np.maximum(hor, 1e-12)[:, None]
         up = np.concatenate([az * np.cos(elev)[:, None], np.sin(elev)[:, None]], axis=1)
-        t_hi, _ = self.intersect(up, np.zeros(n))
+        # one march for both: the ray against the ground raised by c, and the ray lifted by c at the hit
+        t_both, _ = self.intersect(np.concatenate([dirs, up]), np.concatenate([np.full(n, c), np.zeros(n)]))
+        t_lo, t_hi = t_both[:n], t_both[n:]
+        s_lo = np.where(np.isnan(t_lo), s1, t_lo * hor)
         s_hi = np.where(np.isnan(t_hi), s_max, t_hi * np.hypot(up[:, 0], up[:, 1]))
         col = np.zeros((n, 2))
         flag = np.zeros(n, bool)
@@ -518,14 +519,20 @@ class CameraModel:
             z = np.broadcast_to(np.asarray(elevation_m, dtype=np.float64), east.shape).astype(np.float64)
         return self.project_local(pose, image_wh, east, north, z)
 
-    def project_local(self, pose: Pose, image_wh: tuple[int, int], east_m: F64, north_m: F64, z_m: F64) -> F64:
-        """As :meth:`project`, for points in the tower's local frame (metres; z above sea level)."""
+    def vectors_to(self, east_m: ArrayLike, north_m: ArrayLike, z_m: ArrayLike) -> F64:
+        """(…, 3) straight-ray vectors camera → local points (surface metres east/north, z above sea level), in
+        the tangent frame the rays of :meth:`rays` and :meth:`intersect` live in (curvature and refraction as
+        there): their direction is the ray that meets the point, their length its distance along that ray."""
         z = np.asarray(z_m, np.float64)
         inv_scale = 1.0 / self._surface_scale(z)  # surface metres → the tangent frame's (R+h)/R
         east = np.asarray(east_m, np.float64) * inv_scale
         north = np.asarray(north_m, np.float64) * inv_scale
-        up = np.asarray(z_m, np.float64) - self._curv() * (east * east + north * north) - self.camera_z_m
-        v = np.stack([east, north, up], axis=-1)
+        up = z - self._curv() * (east * east + north * north) - self.camera_z_m
+        return np.stack(np.broadcast_arrays(east, north, up), axis=-1).astype(np.float64)
+
+    def project_local(self, pose: Pose, image_wh: tuple[int, int], east_m: F64, north_m: F64, z_m: F64) -> F64:
+        """As :meth:`project`, for points in the tower's local frame (metres; z above sea level)."""
+        v = self.vectors_to(east_m, north_m, z_m)
         ax = camera_axes(pose.pan_deg, pose.tilt_deg, pose.roll_deg)
         zc = v @ ax.forward
         with np.errstate(invalid="ignore", divide="ignore"):
