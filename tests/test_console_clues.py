@@ -145,3 +145,58 @@ def test_writes_need_login_and_csrf(client: tuple[Store, FlaskClient, str]) -> N
 def test_priority_table(clues: list[tuple[str, dict[str, Any], str | None]], expected: int) -> None:
     rows = [{"kind": k, "detail": d, "zone_kind": z} for k, d, z in clues]
     assert priority(rows)[0] == expected
+
+
+def test_fused_cases_are_pushed_updated_escalated_and_stop_when_acknowledged(
+        client: tuple[Store, FlaskClient, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_push import Clock, Robot
+
+    from pipeline.console.casepush import CasePushBridge
+    from pipeline.console.clues import ClueRegister, FusionConfig
+    from pipeline.console.clues_web import zone_index
+    from pipeline.push.config import load_push_config
+    from pipeline.push.pusher import Pusher
+    from tests.conftest import free_port
+
+    store, c, csrf = client
+    robot = Robot(free_port()).start()
+    base = f"http://127.0.0.1:{robot.port}"
+    (tmp_path / "push.yaml").write_text(json.dumps({
+        "targets": [{"id": "grid", "format": "json", "url": f"{base}/json/grid"},
+                    {"id": "county", "format": "wecom", "url": f"{base}/wecom/county"},
+                    {"id": "city", "format": "wecom", "url": f"{base}/wecom/city"}],
+        "routes": [{"townships": ["东沟乡"], "zone_kinds": ["closed_mine"],
+                    "levels": [{"targets": ["grid"]}, {"after_minutes": 30, "targets": ["county"]},
+                               {"after_minutes": 60, "targets": ["city"]}]}],
+        "outbox_path": "push.sqlite", "console_url": "https://mw.example/"}, ensure_ascii=False))
+    clock = Clock()
+    pusher = Pusher(load_push_config(tmp_path / "push.yaml"), tmp_path, clock=clock)
+    bridge = CasePushBridge(ClueRegister(store.db, FusionConfig()), pusher, "https://mw.example/",
+                            zone_index([ZONE]))
+    try:
+        assert _post(c, csrf, "/api/clues/power", [_anomaly()]).json["added"] == 1
+        assert bridge.step() == 1  # new case (priority 40) to the grid member
+        ingest(store, make_event("a-exc", t="2026-11-29T02:30:00.000Z"))
+        clock.t += 60
+        assert bridge.step() == 1  # now power + excavator at a closed mine: an update at priority 100
+        clock.t += 60
+        assert bridge.step() == 0
+        clock.t += 31 * 60
+        bridge.step()  # not acknowledged for 30 minutes: the county is told
+        case_id = c.get("/api/cases").json["cases"][0]["case_id"]
+        assert _post(c, csrf, f"/api/cases/{case_id}/ack", {}).status_code == 200
+        assert _post(c, csrf, f"/api/cases/{case_id}/ack", {}).status_code == 409
+        clock.t += 3 * 3600
+        assert bridge.step() == 0  # acknowledged: the city is never bothered
+        bridge.step()
+    finally:
+        pusher.close()
+        robot.stop()
+    grid = robot.deliveries("/json/grid")
+    assert [(b["type"], b["case"]["priority"]) for b in grid] == [("new", 40), ("update", 100)]
+    assert grid[1]["case"]["snapshot_url"] == "https://mw.example/snapshots/a-exc.jpg"
+    assert grid[1]["case"]["responsible_phone"] == "13812345678"
+    county = robot.deliveries("/wecom/county")
+    assert len(county) == 1 and "第 1 级" in county[0]["markdown"]["content"]
+    assert "100" in county[0]["markdown"]["content"]
+    assert robot.deliveries("/wecom/city") == [] and len(robot.raw) == 3

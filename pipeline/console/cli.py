@@ -21,6 +21,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from pipeline.console.config import ConsoleConfig, load_console_config, url_has_password
 from pipeline.errors import UserError
@@ -147,6 +148,29 @@ def _check(config: ConsoleConfig) -> int:
     return 0
 
 
+def _start_case_pushes(config: ConsoleConfig, store: Any, stop: threading.Event) -> Any:
+    """With ``fusion.push_config``: a thread pushing fused cases (docs/PUSH.md); returns the pusher or None."""
+    if config.fusion.push_config is None:
+        return None
+    from pipeline.console.casepush import CasePushBridge
+    from pipeline.console.clues import ClueRegister
+    from pipeline.console.clues_web import zone_index
+    from pipeline.console.mapdata import load_zone_features
+    from pipeline.push.config import load_push_config
+    from pipeline.push.pusher import Pusher
+
+    path = config.fusion.push_config
+    push_cfg = load_push_config(path)
+    pusher = Pusher(push_cfg, path.resolve().parent)
+    zones: list[dict[str, Any]] = []
+    for box in config.boxes:
+        zones += load_zone_features(box.zones, box.id)
+    bridge = CasePushBridge(ClueRegister(store.db, config.fusion), pusher, push_cfg.console_url, zone_index(zones))
+    threading.Thread(target=bridge.run, args=(stop, config.fusion.push_poll_s), name="case-push", daemon=True).start()
+    log.info("pushing fused cases with %s", path)
+    return pusher
+
+
 def _run(config: ConsoleConfig) -> int:
     from werkzeug.serving import make_server
 
@@ -168,6 +192,7 @@ def _run(config: ConsoleConfig) -> int:
         raise UserError("console.yaml", "web.port", f"a free port on {config.web.host}", exc) from None
     ingestor.start()
     stop = threading.Event()
+    pusher = _start_case_pushes(config, store, stop)
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signum)
@@ -181,6 +206,9 @@ def _run(config: ConsoleConfig) -> int:
         server.serve_forever(poll_interval=0.5)
     finally:
         ingestor.stop()
+        stop.set()
+        if pusher is not None:
+            pusher.close()
         store.close()
         s = ingestor.stats
         log.info(

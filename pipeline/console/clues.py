@@ -26,6 +26,7 @@ import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,7 +44,7 @@ CREATE INDEX IF NOT EXISTS clues_case ON clues (case_id);
 CREATE TABLE IF NOT EXISTS fused_cases (
     case_id TEXT PRIMARY KEY, status TEXT NOT NULL, priority INTEGER NOT NULL, reason TEXT NOT NULL,
     township TEXT, zone_id TEXT, zone_kind TEXT, lat REAL, lon REAL, t_first TEXT NOT NULL,
-    t_last TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    t_last TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, acked_by TEXT, acked_at TEXT
 );
 CREATE TABLE IF NOT EXISTS tipoff_private (
     clue_id TEXT PRIMARY KEY, receipt TEXT NOT NULL UNIQUE, contact TEXT NOT NULL, channel TEXT NOT NULL
@@ -69,6 +70,13 @@ class FusionConfig(BaseModel):
         72.0, ge=0.0, le=24 * 90,
         description="Clues this many hours before or after a case's span join it. Too low: night power use and"
         " the next morning's excavator stay apart; too high: last month's case swallows a new one.")
+    push_config: Path | None = Field(
+        None, description="push.yaml (docs/PUSH.md): new fused cases and escalations go to the responsible"
+        " people's robots and webhooks; relative to console.yaml. None: no pushes.")
+    push_poll_s: float = Field(
+        5.0, gt=0.0, le=300.0,
+        description="How often cases are looked at for pushing. Too low: load on the register; too high: the"
+        " push waits that long after the alert.")
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,13 @@ class ClueRegister:
             cur.execute("INSERT INTO tipoff_private (clue_id, receipt, contact, channel) VALUES (?, ?, ?, ?)",
                         (clue_id, receipt, contact, channel))
         return clue_id, case_id, receipt
+
+    def ack(self, case_id: str, username: str) -> bool:
+        """An operator took the case: it stops escalating. False when there is no such case or it was taken."""
+        with self.db.tx() as cur:
+            return bool(cur.execute(
+                "UPDATE fused_cases SET acked_by = ?, acked_at = ?, updated_at = ? WHERE case_id = ?"
+                " AND acked_by IS NULL", (username, now_iso(), now_iso(), case_id)))
 
     def receipt_status(self, receipt: str) -> dict[str, Any] | None:
         """What a reporter may learn with the receipt code: received, the case's status, nothing else."""

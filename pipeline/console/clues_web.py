@@ -2,6 +2,7 @@
 
     GET  /api/cases[?status=open|all]     fused cases, highest priority first (camera alerts synced first)
     GET  /api/cases/<case_id>             one case with its clues
+    POST /api/cases/<case_id>/ack         an operator takes the case (its pushes stop escalating)
     POST /api/clues/power                 anomalies as `minewatch power check --json` writes them (JSON lines,
                                           a JSON list, or {"anomalies": [...]}); validated before storing
     POST /api/clues/tipoff                a tip-off from the intake page; answers the reporter's receipt code
@@ -48,7 +49,7 @@ def zone_index(features: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         lat = sum(p[1] for p in pts) / len(pts) if pts else None
         lon = sum(p[0] for p in pts) / len(pts) if pts else None
         out[str(zid)] = {"kind": props.get("kind"), "township": props.get("township"), "name": props.get("name"),
-                         "lat": lat, "lon": lon}
+                         "responsible": props.get("responsible") or {}, "lat": lat, "lon": lon}
     return out
 
 
@@ -148,6 +149,15 @@ def register_clue_api(app: Flask, register: ClueRegister, zone_features: list[di
         register.sync_alerts()
         row = register.case(case_id)
         return jsonify(row) if row is not None else _error("no such case", 404)
+
+    @app.post("/api/cases/<case_id>/ack")
+    def api_ack(case_id: str) -> WResponse:
+        if register.case(case_id) is None:
+            return _error("no such case", 404)
+        if not register.ack(case_id, who()):
+            return _error("already acknowledged", 409)
+        log.info("%s acknowledged %s", who(), case_id)
+        return jsonify(ok=True)
 
     @app.post("/api/clues/power")
     def api_power() -> WResponse:

@@ -244,6 +244,8 @@ def _resolve(config: ConsoleConfig, base: Path) -> None:
     if config.database_url.startswith("sqlite:///"):
         db = Path(config.database_url.removeprefix("sqlite:///"))
         object.__setattr__(config, "database_url", f"sqlite:///{fix(db)}")
+    if config.fusion.push_config is not None:
+        object.__setattr__(config.fusion, "push_config", fix(config.fusion.push_config))
     for box in config.boxes:
         object.__setattr__(box, "zones", [fix(p) for p in box.zones])
         if box.cameras_config is not None:

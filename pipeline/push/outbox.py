@@ -170,6 +170,17 @@ class PushOutbox:
             self._conn.execute("UPDATE cases SET level = ?, level_s = ? WHERE case_id = ? AND route = ?",
                                (level, now, case_id, route))
 
+    def case_notice(self, case_id: str) -> dict[str, Any] | None:
+        """The notice last pushed for this case (any route), None when it was never pushed."""
+        with self._lock:
+            row = self._conn.execute("SELECT notice FROM cases WHERE case_id = ? LIMIT 1", (case_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def set_notice(self, case_id: str, route: int, notice: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE cases SET notice = ? WHERE case_id = ? AND route = ?",
+                               (json.dumps(notice, ensure_ascii=False), case_id, route))
+
     def ack(self, case_id: str, by: str, now: float) -> bool:
         with self._lock:
             cur = self._conn.execute("UPDATE cases SET acked_s = ?, acked_by = ? WHERE case_id = ? AND acked_s IS NULL",

@@ -72,6 +72,24 @@ class Pusher:
         self._wake.set()
         return added
 
+    def update(self, notice: CaseNotice, tag: str, now: float | None = None) -> int:
+        """Tell level 0 of every matching route about a change of the case (``tag`` makes it unique, e.g.
+        ``priority-100``); the escalation carries the new notice from then on."""
+        now = self.clock() if now is None else now
+        n = dataclasses.replace(notice, event="update", level=0)
+        added = 0
+        for i, route in enumerate(self.cfg.routes):
+            if _matches(route, n):
+                self.outbox.open_case(n.case_id, i, notice.to_json(), now)
+                self.outbox.set_notice(n.case_id, i, dataclasses.replace(notice, event="new", level=0).to_json())
+                for tid in route.levels[0].targets:
+                    target = self.targets[tid][0]
+                    pid = push_id(n.case_id, f"update:{tag}", 0, tid)
+                    body = render(target.format, n, pid, self.cfg.map_link, mention=target.mention_responsible)
+                    added += self.outbox.enqueue(pid, tid, n.case_id, "update", 0, body, now)
+        self._wake.set()
+        return added
+
     def ack(self, case_id: str, by: str, now: float | None = None) -> bool:
         """The case was taken by someone: no more escalation."""
         return self.outbox.ack(case_id, by, self.clock() if now is None else now)
