@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.config import CameraConfig, Config
+from pipeline.config import CameraConfig, Config, PoseSigma
 from pipeline.events.lifecycle import EventManager
 from pipeline.geo.camera import CameraModel
 from pipeline.geo.fusion import FusionBuffer, View, chi2_2d_quantile
@@ -69,11 +69,12 @@ class Analyzer:
         for state in self.cameras.values():
             state.events.set_zones(self.zones)
 
-    def locate(self, frame: Frame, dets: Detections) -> list[GroundFix | None]:
+    def locate(self, frame: Frame, dets: Detections, sigma: PoseSigma | None = None) -> list[GroundFix | None]:
+        """Ground fixes of the boxes' bottom centres (``sigma``: the camera's pose_sigma unless given)."""
         state = self.cameras[frame.camera_id]
         if len(dets) == 0:
             return []
-        fixes = state.model.locate(frame.pose, frame.wh, dets.bottom_centre_xy(), state.camera.pose_sigma)
+        fixes = state.model.locate(frame.pose, frame.wh, dets.bottom_centre_xy(), sigma or state.camera.pose_sigma)
         if self.fusion is None:
             return fixes
         view = View(frame.pose.pan_deg, frame.pose.hfov_deg)
@@ -94,7 +95,9 @@ class Analyzer:
         if state.smoke is not None:
             plumes, plume_tracks = state.smoke.update(frame)
             tracks = tracks + plume_tracks
-            fixes += per_track(plume_tracks, self.locate(frame, plumes))  # ground point: the plume's base
+            # ground point: the plume's base, known to about a tile of the smoke grid (a wider ellipse)
+            sigma = state.smoke.base_sigma(frame.wh, state.camera.pose_sigma)
+            fixes += per_track(plume_tracks, self.locate(frame, plumes, sigma))
         hits = state.events.sightings(frame, tracks, fixes, t)
         events = state.events.update(frame, hits, t)
         for event in events:

@@ -76,3 +76,16 @@ def test_pixel_median(n: int) -> None:
 def test_ages_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="ref_max_age_s"):
         SmokeConfig(ref_min_age_s=600, ref_max_age_s=300)
+
+
+def test_the_base_is_known_to_a_tile() -> None:
+    """The plume's ground point carries at least one tile of the smoke grid as its pixel σ (a wider ellipse)."""
+    from pipeline.config import Config, PoseSigma
+    from pipeline.smoke.stage import SmokeStage
+    from pipeline.track import PresetTrackers
+
+    cfg = Config.model_validate({"cameras": [{"id": "c", "source": "x.mp4", "lat": 1, "lon": 1}]})
+    stage = SmokeStage(cfg, PresetTrackers())
+    sigma = stage.base_sigma((1920, 1080), PoseSigma(pixel_px=2.0))
+    assert sigma.pixel_px == pytest.approx(8 * 1920 / 640)
+    assert stage.base_sigma((1920, 1080), PoseSigma(pixel_px=40.0)).pixel_px == 40.0

@@ -8,7 +8,7 @@ so the event lifecycle can tell its tracks apart.
 
 from __future__ import annotations
 
-from pipeline.config import Config
+from pipeline.config import Config, PoseSigma
 from pipeline.smoke.watcher import SmokeWatcher, plumes_to_detections
 from pipeline.track import PresetTrackers, Track
 from pipeline.types import Detections, Frame
@@ -18,6 +18,13 @@ class SmokeStage:
     def __init__(self, config: Config, main: PresetTrackers) -> None:
         self.watcher = SmokeWatcher(config.smoke)
         self.trackers = PresetTrackers(config.zones.track, 1, 1, ids=main.ids)
+
+    def base_sigma(self, wh: tuple[int, int], sigma: PoseSigma) -> PoseSigma:
+        """The camera's pose σ with the base's pixel σ at least one tile of the smoke grid (in pixels of the
+        frame): a plume's base is found to a tile, and its foot may hide behind the terrain in front."""
+        small_w = self.watcher.small_wh(wh)[0]
+        tile_px = self.watcher.cfg.tile_px * wh[0] / max(1, small_w)
+        return sigma.model_copy(update={"pixel_px": min(100.0, max(sigma.pixel_px, tile_px))})
 
     def update(self, frame: Frame) -> tuple[Detections, list[Track]]:
         """One frame → the confirmed plumes (class ``smoke``, bottom = base) and their tracks."""

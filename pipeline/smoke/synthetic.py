@@ -28,6 +28,8 @@ class PlumeSpec:
     opacity: float = 0.55  # peak opacity of the plume's core
     grey_level: float = 215.0  # the plume's brightness (0-255); low saturation
     max_height_frac: float = 0.25
+    onset_min: float = 0.5  # nothing shows for this long after ignition
+    ramp_min: float = 2.5  # then the opacity ramps up to full over this long
 
 
 def plume_alpha(wh: tuple[int, int], spec: PlumeSpec, age_s: float, seed: int = 0) -> NDArray[np.float32]:
@@ -35,10 +37,12 @@ def plume_alpha(wh: tuple[int, int], spec: PlumeSpec, age_s: float, seed: int = 
     up, wider and drifting with height, with some turbulence."""
     w, h = wh
     alpha = np.zeros((h, w), np.float32)
-    if age_s <= 0:
+    minutes = age_s / 60.0
+    visible = min(1.0, (minutes - spec.onset_min) / max(spec.ramp_min, 1e-6))
+    if visible <= 0:
         return alpha
     rng = np.random.default_rng(seed + int(age_s))
-    minutes = age_s / 60.0
+    visible *= float(rng.uniform(0.8, 1.2))  # the plume's density flickers from frame to frame
     height = min(spec.max_height_frac, spec.rise_frac_per_min * minutes) * h
     bx, by = spec.base_xy_frac[0] * w, spec.base_xy_frac[1] * h
     drift = spec.drift_frac_per_min * minutes * w
@@ -55,7 +59,7 @@ def plume_alpha(wh: tuple[int, int], spec: PlumeSpec, age_s: float, seed: int = 
         if x1 <= x0 or y1 <= y0:
             continue
         puff = np.exp(-((xx[y0:y1, x0:x1] - cx) ** 2 + (yy[y0:y1, x0:x1] - cy) ** 2) / (2 * r * r))
-        a = spec.opacity * (1.0 - 0.5 * f) * min(1.0, minutes / 2.0 + 0.3)
+        a = min(1.0, spec.opacity * (1.0 - 0.5 * f) * visible)
         alpha[y0:y1, x0:x1] = np.maximum(alpha[y0:y1, x0:x1], a * puff)
     # the ground in front of the base hides the plume's foot
     alpha[int(by) + 1:, :] = 0.0

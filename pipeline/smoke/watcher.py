@@ -303,7 +303,18 @@ class ViewWatcher:
             cand.max_area = max(cand.max_area, comp.area_tiles)
             cand.t_last = t_s
             if not cand.confirmed:
-                cand.confirmed = self._confirms(cand, t_s)
+                cand.confirmed = self._confirms(cand, t_s) and not self._part_of_confirmed(cand)
+
+    def _part_of_confirmed(self, cand: Candidate) -> bool:
+        """True when the candidate touches a confirmed plume (its drifting top, a second puff): one alert."""
+        x0, y0, x1, y1 = cand.box_tiles
+        for other in self.candidates:
+            if other is cand or not other.confirmed:
+                continue
+            a0, b0, a1, b1 = other.box_tiles
+            if x0 <= a1 and a0 <= x1 and y0 <= b1 and b0 <= y1:  # boxes touch or overlap (tiles)
+                return True
+        return False
 
     def _confirms(self, cand: Candidate, t_s: float) -> bool:
         cfg = self.cfg
