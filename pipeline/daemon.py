@@ -16,6 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -77,6 +78,11 @@ class Daemon:
         self.sink = AlertSink(config, self.outbox)
         self.relay: Any = Relay(config.mqtt, self.outbox) if config.mqtt.enabled else None
         self.analyzer = Analyzer(config, self.zones)
+        if self.zones and any(c.enabled and c.patrol is not None for c in config.cameras):
+            from pipeline.coverage.advice import log_patrol_advice  # presets too wide for their zones: warn
+
+            log_patrol_advice(config.model_copy(update={"cameras": [c for c in config.cameras if c.patrol]}),
+                              self.zones, self.analyzer.terrain, Path(config_path))
         self.tilings = {cam.id: cam.tiling for cam in config.cameras if cam.enabled and cam.tiling is not None}
         harvest = config.harvest
         self.harvester: Any = None

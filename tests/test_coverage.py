@@ -321,3 +321,22 @@ def test_hfov_for_pixels_inverts_pixel_height() -> None:
     for hfov in (2.0, 10.0, 45.0):
         px = pixel_height(hfov, 1920, 3.0, 2500.0)
         assert hfov_for_pixels(1920, 3.0, 2500.0, px) == pytest.approx(hfov)
+
+
+def test_patrol_advice_warns_about_a_preset_too_wide_for_its_zone(hill_world: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon's start-up advice uses the same rows: B's wide preset is too small, A is occluded."""
+    import logging
+
+    from pipeline.coverage.advice import log_patrol_advice
+    from pipeline.geo.terrain import Terrain
+    from pipeline.zones.model import load_zones
+
+    config = load_config(hill_world)
+    caplog.set_level(logging.WARNING)
+    thread = log_patrol_advice(config, load_zones(config.zones.dir), Terrain.from_config(config.terrain), hill_world)
+    thread.join(timeout=120)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "camera B preset zone-wide: zone Z: excavator" in text and "too small (zoom to hfov ≤" in text
+    assert "camera A zone Z" in text and "occluded" in text
+    assert "zone-tele" not in text  # watched: nothing to say

@@ -427,9 +427,15 @@ def test_replay_footage_through_the_pipeline(site: Path) -> None:
     kinds = [(e["type"], e["rule"], e["zone"]) for e in out["events"]]
     assert ("new", "closed_mine", "pit") in kinds and ("end", "closed_mine", "pit") in kinds
     assert out["summary"]["alerts"] == 1
+    # the size check is `minewatch coverage`'s row for this camera and preset (issue 16 item 3)
+    (row,) = [r for r in out["size_check"]["rows"] if r["zone"] == "pit"]
+    assert row["camera"] == "t1" and row["in_view_share"] > 0
+    assert row["verdict"] == "watched" or row["verdict"].startswith("too small (zoom to hfov ≤")
+    assert out["size_check"]["floor_source"].startswith(("model metadata", "config"))
     res = zones("test", "--footage", str(site / "clip.mp4"), "--camera", "t1", cwd=site)
     assert res.returncode == 0, res.stderr
     assert "pit in" in res.stdout and "closed_mine" in res.stdout and "1 alert(s)" in res.stdout
+    assert "size check at this preset" in res.stdout and "zone pit: excavator" in res.stdout
     res = zones("test", "--footage", str(site / "missing.mp4"), "--camera", "t1", cwd=site)
     assert res.returncode == 2 and "missing.mp4: expected an existing video file, found no such file" in res.stderr
 

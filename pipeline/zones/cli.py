@@ -721,8 +721,12 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
                "detections": len(detections), "in_zones": sum(1 for d in detections if any(z["inside"]
                                                                                              for z in d["zones"])),
                "alerts": len({e["alert_id"] for e in events})}
+    from pipeline.coverage.advice import row_line, size_check  # the numbers `minewatch coverage` gives
+
+    floor, size_rows = size_check(config, cam, [pose], zones, ctx.terrain(), ctx.config_path)
     if ctx.as_json:
-        print_json({"summary": summary, "detections": detections, "events": events})
+        print_json({"summary": summary, "detections": detections, "events": events,
+                    "size_check": {"floor_source": floor.source, "rows": [r.as_dict() for r in size_rows]}})
         return 0
     out(f"{args.footage}: {frames} frame(s) at {fps:g} fps as camera {cam.id}"
         + (f" preset {pose.preset}" if pose.preset else "") + f", {len(zones)} zone(s)")
@@ -748,6 +752,12 @@ def cmd_test(ctx: Context, args: argparse.Namespace) -> int:
     else:
         out("no alerts would have been raised")
     out(f"{summary['detections']} detection(s), {summary['in_zones']} inside a zone, {summary['alerts']} alert(s)")
+    out("")
+    out(f"size check at this preset (floor from {floor.source}; `minewatch coverage` for every preset):")
+    for row in size_rows:
+        out(f"  {row_line(row)}")
+    if not size_rows:
+        out("  no zone in view")
     return 0
 
 
