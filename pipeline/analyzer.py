@@ -114,12 +114,28 @@ class Analyzer:
             ended.extend(state.events.tick(now_s))
         return ended
 
-    def finish(self, now_s: float) -> list[AlertEvent]:
-        """End every open event (the end of recorded footage)."""
+    def finish(self, now_s: float, reason: str = "footage_ended") -> list[AlertEvent]:
+        """End every open event (the end of recorded footage; ``stopped`` on a clean stop)."""
         ended: list[AlertEvent] = []
         for state in self.cameras.values():
-            ended.extend(state.events.close_all(now_s))
+            ended.extend(state.events.close_all(now_s, reason))
         return ended
+
+    def restore(self, events: Sequence[AlertEvent]) -> list[AlertEvent]:
+        """Open again the events the last run left open; returns the ``end`` of those that cannot continue
+        (camera or zone gone). The others end as usual when their camera looks and does not see them."""
+        from pipeline.events.persist import ended
+
+        out: list[AlertEvent] = []
+        for event in events:
+            state = self.cameras.get(event.camera_id)
+            if state is None:
+                out.append(ended(event, "camera_removed"))
+                continue
+            end = state.events.restore(event)
+            if end is not None:
+                out.append(end)
+        return out
 
     def _add_zone_outline(self, state: CameraState, frame: Frame, event: AlertEvent) -> None:
         """Project the event's zone into its snapshot frame, for the overlay."""

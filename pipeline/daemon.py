@@ -83,6 +83,7 @@ class Daemon:
 
             log_patrol_advice(config.model_copy(update={"cameras": [c for c in config.cameras if c.patrol]}),
                               self.zones, self.analyzer.terrain, Path(config_path))
+        self._restored_ends = self._restore_open_events()
         self.tilings = {cam.id: cam.tiling for cam in config.cameras if cam.enabled and cam.tiling is not None}
         harvest = config.harvest
         self.harvester: Any = None
@@ -186,6 +187,25 @@ class Daemon:
         log.info("zones reloaded: %d zone(s)", len(zones))
         return True
 
+    def _restore_open_events(self) -> list[AlertEvent]:
+        """The events the last run left open (it died): open again under their ids (a sighting continues
+        them), or their ``end`` when their camera or zone is gone (emitted once the run starts)."""
+        from pipeline.events.persist import state_event
+
+        events: list[AlertEvent] = []
+        for alert_id, text in self.outbox.open_events():
+            try:
+                events.append(state_event(alert_id, text))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("open event %s of the last run cannot be read back (%s): forgotten", alert_id, exc)
+                self.outbox.forget_open_event(alert_id)
+        ends = self.analyzer.restore(events)
+        if events:
+            log.info("%d event(s) were open when the last run stopped: %d continue under their ids until"
+                     " seen or ended, %d end now (camera or zone gone)", len(events), len(events) - len(ends),
+                     len(ends))
+        return ends
+
     def _emit(self, events: list[AlertEvent]) -> None:
         for event in events:
             alert_id = self.sink.submit(event)
@@ -276,6 +296,7 @@ class Daemon:
         last_tick = time.monotonic()
         hung_logged = False
         self.notifier.ready()
+        self._emit(self._restored_ends)
         try:
             self.pool.start()
             while not self.stop_event.is_set():
@@ -300,6 +321,8 @@ class Daemon:
                     log.info("all recorded sources ended")
                     self._emit(self.analyzer.finish(time.time()))
                     break
+            else:  # a clean stop (SIGINT/SIGTERM): every open event ends, its `end` waits in the outbox
+                self._emit(self.analyzer.finish(time.time(), reason="stopped"))
         finally:
             self.stop_event.set()
             self.notifier.stopping()

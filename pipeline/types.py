@@ -194,3 +194,6 @@ class AlertEvent:
     #: UTC unix seconds of the analysis step that made this message: the capture time of the frame that
     #: caused it, or the clock of the check that ended it by time; None: the sink takes its own clock
     t_event: float | None = None
+    #: bearing of the object from the tower (degrees from north), kept so that a restart can continue an
+    #: event that has no ground fix (pipeline/events/persist.py); not sent
+    bearing_deg: float | None = None

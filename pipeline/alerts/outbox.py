@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_type ON messages (type, id);
 CREATE TABLE IF NOT EXISTS seqs (alert_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, updated_s REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS open_events (alert_id TEXT PRIMARY KEY, camera_id TEXT NOT NULL, state TEXT NOT NULL,
+                                        updated_s REAL NOT NULL);
 """
 #: counters kept in the outbox (cumulative over the file's life)
 COUNTERS = ("committed", "acked", "dropped_update", "dropped_snapshot", "dropped_event", "snapshot_missing",
@@ -224,9 +226,12 @@ class Outbox:
             row = self._conn.execute("SELECT last_seq FROM seqs WHERE alert_id = ?", (alert_id,)).fetchone()
         return int(row[0]) if row else 0
 
-    def add(self, alert_id: str, seq: int, type_: str, messages: Sequence[Message]) -> list[int]:
+    def add(self, alert_id: str, seq: int, type_: str, messages: Sequence[Message],
+            open_state: tuple[str, str] | None = None) -> list[int]:
         """Commit the messages of one event message (snapshot first, then event) in one transaction.
 
+        ``open_state`` (camera id, state JSON) is kept for a ``new``/``update`` until the event's ``end``
+        (pipeline/events/persist.py): a restart continues the events the last run left open.
         Returns the row ids committed; fewer than given (or none) when the size policy dropped some.
         """
         if type_ not in ("new", "update", "end"):
@@ -246,7 +251,12 @@ class Outbox:
                     ids.append(int(cur.lastrowid or 0))
                 if type_ == "end":
                     conn.execute("DELETE FROM seqs WHERE alert_id = ?", (alert_id,))
+                    conn.execute("DELETE FROM open_events WHERE alert_id = ?", (alert_id,))
                 else:
+                    if open_state is not None:
+                        conn.execute("INSERT INTO open_events (alert_id, camera_id, state, updated_s) VALUES"
+                                     " (?, ?, ?, ?) ON CONFLICT (alert_id) DO UPDATE SET state = excluded.state,"
+                                     " updated_s = excluded.updated_s", (alert_id, open_state[0], open_state[1], now))
                     conn.execute("INSERT INTO seqs (alert_id, last_seq, updated_s) VALUES (?, ?, ?) ON CONFLICT"
                                  " (alert_id) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq),"
                                  " updated_s = excluded.updated_s", (alert_id, seq, now))
@@ -364,6 +374,17 @@ class Outbox:
     def pending_count(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    def open_events(self) -> list[tuple[str, str]]:
+        """(alert_id, state JSON) of the events with a ``new`` and no ``end`` yet, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT alert_id, state FROM open_events ORDER BY updated_s").fetchall()
+        return [(str(a), str(s)) for a, s in rows]
+
+    def forget_open_event(self, alert_id: str) -> None:
+        """Drop a stored open event that cannot be read back (damaged state)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM open_events WHERE alert_id = ?", (alert_id,))
 
     def referenced_files(self) -> set[str]:
         """Snapshot files that unsent rows still need (retention never deletes these)."""

@@ -16,6 +16,7 @@ from pipeline.alerts.payload import SnapshotRef, build_event, encode, events_top
 from pipeline.alerts.retention import SnapshotRetention
 from pipeline.alerts.snapshot import outlines_xy, render, write_jpeg
 from pipeline.config import CameraConfig, Config
+from pipeline.events.persist import event_state
 from pipeline.logs import get_logger
 from pipeline.types import AlertEvent
 
@@ -77,7 +78,8 @@ class AlertSink:
         payload = encode(build_event(event, seq, camera=self._camera(event.camera_id), box_id=mqtt.box_id,
                                      snapshot=snap, image_wh=image_wh, t_event_s=t_event_s))
         messages.append(Message("event", events_topic(mqtt), payload, snap.file if snap else None, len(payload)))
-        self.outbox.add(event.alert_id, seq, event.type, messages)
+        state = None if event.type == "end" else (event.camera_id, event_state(event))
+        self.outbox.add(event.alert_id, seq, event.type, messages, state)
         self.submitted += 1
         if event.type == "end":
             self._seq.pop(event.alert_id, None)

@@ -79,6 +79,7 @@ class OpenEvent:
     last_emit_score: float = 0.0
     last_emit_en_m: tuple[float, float] | None = None
     messages: int = 0
+    restored: bool = False  # open when the daemon last stopped without ending it (pipeline/events/persist.py)
 
     @property
     def key(self) -> tuple[str, str | None, str]:
@@ -198,11 +199,36 @@ class EventManager:
         """Events that end by time alone: nothing seen for ``max_unseen_s``, whatever the camera did."""
         return self._end_due(now_s)
 
-    def close_all(self, now_s: float) -> list[AlertEvent]:
-        """End every open event (shutdown of recorded footage, camera removed)."""
-        ended = [self._message("end", event, None, now_s) for event in self.events]
+    def close_all(self, now_s: float, reason: str = "footage_ended") -> list[AlertEvent]:
+        """End every open event (the end of recorded footage, a clean stop: ``extra.end_reason``)."""
+        ended = [self._message("end", event, None, now_s, reason) for event in self.events]
         self.events = []
         return ended
+
+    def restore(self, event: AlertEvent) -> AlertEvent | None:
+        """Open again an event the last run left open (:mod:`pipeline.events.persist`); a sighting of its site
+        continues it under its ``alert_id``. Returns its ``end`` instead when its zone is gone."""
+        zone = None
+        if event.zone is not None:
+            zone = next((z for z in self.rules.index.zones if z.id == event.zone.id), None)
+            if zone is None:
+                from pipeline.events.persist import ended
+
+                return ended(event, "zone_removed")
+        site = None if event.fix is None else self.rules.index.to_local_m(event.fix.lat, event.fix.lon)
+        bearing = event.fix.bearing_deg if event.fix is not None else (event.bearing_deg or 0.0)
+        self.events.append(OpenEvent(
+            alert_id=event.alert_id, class_name=event.class_name, rule=event.rule, zone=zone,
+            t_first=event.t_first, t_last=event.t_last, score=event.score, xyxy=event.xyxy, preset=event.preset,
+            track_id=event.track_id or 0, bearing_deg=bearing, fix=event.fix, site_en_m=site,
+            probability=event.probability_in_zone,
+            distance_to_boundary_m=event.zone.distance_to_boundary_m if event.zone is not None else None,
+            image_wh=event.image_wh or (1920, 1080), last_emit_t=event.t_last, last_emit_score=event.score,
+            last_emit_en_m=site, messages=1, restored=True))
+        self._log.info("open again after a restart: %s %s %s in zone %s (last seen %s)", event.alert_id,
+                       event.class_name, event.rule, event.zone.id if event.zone else "-",
+                       datetime.fromtimestamp(event.t_last, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return None
 
     # ------------------------------------------------------------------------------------------- steps
 
@@ -350,8 +376,11 @@ class EventManager:
         ended: list[AlertEvent] = []
         keep: list[OpenEvent] = []
         for event in self.events:
-            if event.unseen_visible_s >= self.alerts_cfg.end_after_s or t - event.t_last >= self.cfg.max_unseen_s:
-                ended.append(self._message("end", event, None, t))
+            unseen = event.unseen_visible_s >= self.alerts_cfg.end_after_s
+            if unseen or t - event.t_last >= self.cfg.max_unseen_s:
+                reason = "restart_unseen" if event.restored and not event.track_ids else \
+                    "unseen" if unseen else "max_unseen"
+                ended.append(self._message("end", event, None, t, reason))
                 self._log.info(
                     "end %s: unseen for %.1f s in view (%.0f s in all)",
                     event.alert_id,
@@ -373,7 +402,10 @@ class EventManager:
         for key in stale:
             del self._pending[key]
 
-    def _message(self, kind: EventType, event: OpenEvent, frame: Frame | None, t: float) -> AlertEvent:
+    def _message(self, kind: EventType, event: OpenEvent, frame: Frame | None, t: float,
+                 reason: str | None = None) -> AlertEvent:
+        """``reason``: an ``end``'s ``extra.end_reason``; ``bearing_deg`` lets the outbox keep what a restart
+        needs to continue the event (pipeline/events/persist.py)."""
         event.messages += 1
         if kind != "end":
             event.last_emit_t = event.t_last
@@ -400,4 +432,6 @@ class EventManager:
             frame=frame,
             image_wh=event.image_wh,
             t_event=t,
+            bearing_deg=event.bearing_deg,
+            extra={"end_reason": reason} if reason else {},
         )
