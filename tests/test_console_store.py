@@ -438,7 +438,7 @@ def test_csv_export_personal_data(store: Store, mode: str, name: str, phone: str
         "machine stopped",
         "op1",
     )
-    assert r["stopped_t_done"] == "2026-11-29T08:10:00.000Z"
+    assert r["stopped_t_done_utc"] == "2026-11-29T08:10:00.000Z"
     assert (r["responsible_name"], r["responsible_phone"]) == (name, phone)
     assert r["stopped_actor"] == {"show": "李四", "mask": "李*", "hide": ""}[mode]
 
@@ -454,6 +454,7 @@ def test_csv_defuses_formulas(store: Store) -> None:
 def test_notice_leaves_out_dismissed_cases(store: Store) -> None:
     ingest(store, make_event("a"))
     ingest(store, make_event("b"))
+    store.cases.record_step("a", "stopped", author="op1", actor="李四")
     store.cases.dismiss("b", "op1", "false alarm")
     rows = notice_rows(store, "mask")
     assert [r["alert_id"] for r in rows] == ["a"]

@@ -212,8 +212,9 @@ def test_map_boxes_and_gcj02_tiles(setup: tuple[Store, FlaskClient], tmp_path: P
 
 
 def test_csv_and_notice_respect_privacy(setup: tuple[Store, FlaskClient]) -> None:
-    _, client = setup
+    store, client = setup
     login(client, "alice", "alice-password")
+    store.cases.record_step("a1", "stopped", author="alice", actor="李四")  # reviewed: on the notice
     text = client.get("/export/cases.csv").get_data(as_text=True)
     assert "a1" in text and "张三丰" not in text and "13812345678" not in text  # csv: hide
     notice = client.get("/notice").get_data(as_text=True)

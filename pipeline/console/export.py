@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.console.cases import STEP_LABELS_ZH, STEPS
+from pipeline.console.labels import CLASS_LABELS_ZH, RULE_LABELS_ZH, zh
 from pipeline.console.store import AlertListRow, Store
 
 CSV_HEAD = [
@@ -26,13 +27,14 @@ CSV_HEAD = [
     "responsible_phone",
     "lat",
     "lon",
-    "t_first",
-    "t_last",
+    "t_first_utc",
+    "t_last_utc",
     "event",
     "case_status",
     "case_step",
 ]
-STEP_COLS = ["t_done", "actor", "note", "author", "t_recorded"]
+#: times in the CSV are UTC, ISO 8601 with "Z"; the column names say so (a spreadsheet does not read the Z)
+STEP_COLS = ["t_done_utc", "actor", "note", "author", "t_recorded_utc"]
 
 
 def mask_name(name: str) -> str:
@@ -135,11 +137,14 @@ def local_time(iso_z: str, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def notice_rows(store: Store, mode: str, include_open: bool = True, tz: str = "Asia/Shanghai") -> list[dict[str, Any]]:
-    """Cases for the public notice: every case not dismissed (closed ones only with include_open=False)."""
+    """Cases for the public notice: every case an operator has reviewed (a step after 发现 discovered) and not
+    dismissed; closed ones only with include_open=False. A detection nobody has looked at is not published."""
     logs = store.cases.logs()
     rows = []
     for a in sorted(store.list_alerts(limit=10**9), key=lambda r: (r["t_first"], r["alert_id"])):
         if a["case_status"] == "dismissed" or (not include_open and a["case_status"] != "closed"):
+            continue
+        if a["case_step"] == "discovered":  # not reviewed yet
             continue
         name, phone = _responsible(a)
         latest = {e["action"]: e for e in logs.get(a["alert_id"], []) if e["action"] in STEPS}
@@ -151,6 +156,8 @@ def notice_rows(store: Store, mode: str, include_open: bool = True, tz: str = "A
                 "zone_name": a["zone_name"] or "",
                 "class": a["class"],
                 "rule": a["rule"],
+                "class_zh": zh(CLASS_LABELS_ZH, a["class"]),
+                "rule_zh": zh(RULE_LABELS_ZH, a["rule"]),
                 "lat": a["lat"],
                 "lon": a["lon"],
                 "case_status": a["case_status"],

@@ -130,6 +130,7 @@ _AlertColumns = TypedDict(
 class AlertListRow(_AlertColumns):
     """One alert of :meth:`Store.list_alerts`."""
 
+    received_at: str  # when this console's register first stored it
     snapshot_count: int
 
 
@@ -381,14 +382,10 @@ class Store:
             cur.execute("INSERT INTO changes (alert_id, kind, t) VALUES (NULL, 'box', ?)", (now,))
 
     # ---- reads ----------------------------------------------------------------------------------------
-    def list_alerts(
-        self,
-        township: str | None = None,
-        zone_kind: str | None = None,
-        class_name: str | None = None,
-        status: str | None = None,
-        limit: int = 500,
-    ) -> list[AlertListRow]:
+    @staticmethod
+    def _where(
+        township: str | None, zone_kind: str | None, class_name: str | None, status: str | None
+    ) -> tuple[str, list[str]]:
         where, params = [], []
         for col, value in (
             ("township", township),
@@ -399,18 +396,41 @@ class Store:
             if value:
                 where.append(f"{col} = ?")
                 params.append(value)
+        return (" WHERE " + " AND ".join(where) if where else ""), params
+
+    def count_alerts(
+        self,
+        township: str | None = None,
+        zone_kind: str | None = None,
+        class_name: str | None = None,
+        status: str | None = None,
+    ) -> int:
+        """How many alerts :meth:`list_alerts` would list without a limit."""
+        where, params = self._where(township, zone_kind, class_name, status)
+        with self.db.tx(write=False) as cur:
+            return cur.count(f"SELECT COUNT(*) AS n FROM alerts{where}", params)
+
+    def list_alerts(
+        self,
+        township: str | None = None,
+        zone_kind: str | None = None,
+        class_name: str | None = None,
+        status: str | None = None,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[AlertListRow]:
+        """Newest activity first; ``limit`` rows from ``offset``."""
+        where, params = self._where(township, zone_kind, class_name, status)
         sql = (
             "SELECT a.alert_id, a.box_id, a.camera_id, a.class, a.rule, a.score, a.township, a.zone_kind,"
             " a.zone_id, a.zone_name, a.lat, a.lon, a.t_first, a.t_last, a.event_type, a.seq, a.case_step,"
-            " a.case_status, a.updated_at, a.payload,"
+            " a.case_status, a.updated_at, a.payload, a.received_at,"
             " (SELECT COUNT(*) FROM snapshots s WHERE s.alert_id = a.alert_id) AS snapshot_count"
             " FROM alerts a"
         )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY a.t_last DESC, a.alert_id LIMIT ?"
+        sql += where + " ORDER BY a.t_last DESC, a.alert_id LIMIT ? OFFSET ?"
         with self.db.tx(write=False) as cur:
-            rows = cur.all(sql, (*params, int(limit)))
+            rows = cur.all(sql, (*params, int(limit), int(offset)))
         for r in rows:
             r["payload"] = json.loads(r["payload"])
         return cast(list[AlertListRow], rows)

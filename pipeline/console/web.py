@@ -29,6 +29,7 @@ from pipeline.console.clues_web import register_clue_api
 from pipeline.console.config import ConsoleConfig
 from pipeline.console.db import now_iso
 from pipeline.console.export import cases_csv, local_time, notice_rows
+from pipeline.console.labels import CLASS_LABELS_ZH, RULE_LABELS_ZH, ZONE_KIND_LABELS_ZH
 from pipeline.console.mapdata import (
     configured_towers,
     load_zone_features,
@@ -189,9 +190,13 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
             "user": {"username": u["username"], "display_name": u["display_name"]},
             "steps": list(STEPS),
             "step_labels": STEP_LABELS_ZH,
+            "class_labels": CLASS_LABELS_ZH,
+            "rule_labels": RULE_LABELS_ZH,
+            "kind_labels": ZONE_KIND_LABELS_ZH,
             "statuses": list(STATUSES),
             "tile_layer": config.web.tile_layer.model_dump() if config.web.tile_layer else None,
             "sector_range_m": config.web.sector_range_m,
+            "now": now_iso(),  # alerts the register received after this are new to this page
         }
         return render_template(
             "index.html",
@@ -210,21 +215,30 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
     @app.get("/api/alerts")
     def api_alerts() -> WResponse:
         args = request.args
-        limit = args.get("limit", "500")
+        limit, offset = args.get("limit", "500"), args.get("offset", "0")
         if not limit.isdigit() or not 1 <= int(limit) <= 5000:
             return _json_error(f"limit: expected an integer 1–5000, found {limit[:20]!r}", 400)
-        rows = store.list_alerts(
-            township=args.get("township") or None,
-            zone_kind=args.get("zone_kind") or None,
-            class_name=args.get("class") or None,
-            status=args.get("status") or None,
-            limit=int(limit),
-        )
+        if not offset.isdigit() or int(offset) > 10**9:
+            return _json_error(f"offset: expected an integer ≥ 0, found {offset[:20]!r}", 400)
+        filters = {
+            "township": args.get("township") or None,
+            "zone_kind": args.get("zone_kind") or None,
+            "class_name": args.get("class") or None,
+            "status": args.get("status") or None,
+        }
+        rows = store.list_alerts(**filters, limit=int(limit), offset=int(offset))
         alerts = [_summary(r) for r in rows]
         if gcj02:
             for a in alerts:
                 a["lat"], a["lon"] = to_gcj02_point(a["lat"], a["lon"])
-        return jsonify(alerts=alerts, facets=store.facets(), change=store.latest_change())
+        # total: the list says how many there are beyond what it shows (the page loads more on request)
+        return jsonify(
+            alerts=alerts,
+            total=store.count_alerts(**filters),
+            offset=int(offset),
+            facets=store.facets(),
+            change=store.latest_change(),
+        )
 
     @app.get("/api/alerts/<alert_id>")
     def api_alert(alert_id: str) -> WResponse:

@@ -5,7 +5,8 @@ const PAGE = JSON.parse(document.getElementById("page-data").textContent);
 const STEP_EN = {discovered: "discovered", stopped: "stopped on site", reported: "reported",
                  transferred: "transferred", investigated: "investigated", rectified: "rectified"};
 const KIND_COLOR = {closed_mine: "#e5484d", illegal_site: "#f0a030", licensed_area: "#3dd68c", fire_watch: "#b07cff"};
-const state = {alerts: [], sel: null, detailSig: "", filters: {status: "open"}, change: -1, fitted: false};
+const PAGE_SIZE = 500, LIST_MAX = 5000;  // the list loads PAGE_SIZE more on request, up to LIST_MAX
+const state = {alerts: [], total: 0, limit: PAGE_SIZE, sel: null, detailSig: "", filters: {status: "open"}, change: -1, fitted: false};
 const $ = (sel) => document.querySelector(sel);
 
 function esc(v) {
@@ -17,6 +18,10 @@ function fmtTime(t) {
   return isNaN(d) ? esc(t) : d.toLocaleString("zh-CN", {hour12: false});
 }
 function stepLabel(s) { return `${PAGE.step_labels[s] || s} ${STEP_EN[s] || s}`; }
+// class, rule and zone-kind names in Chinese (the English name where there is none)
+const zhClass = (c) => (PAGE.class_labels || {})[c] || c;
+const zhRule = (r) => (PAGE.rule_labels || {})[r] || r;
+const zhKind = (k) => (PAGE.kind_labels || {})[k] || k;
 
 async function api(path, opts = {}) {
   const resp = await fetch(path, Object.assign({credentials: "same-origin"}, opts));
@@ -32,9 +37,11 @@ function post(path, body) {
 
 // ---------------------------------------------------------------- list and filters
 async function loadAlerts() {
-  const qs = new URLSearchParams(Object.entries(state.filters).filter(([, v]) => v)).toString();
-  const data = await api("/api/alerts?" + qs);
+  const params = Object.entries(state.filters).filter(([, v]) => v);
+  params.push(["limit", String(state.limit)]);
+  const data = await api("/api/alerts?" + new URLSearchParams(params).toString());
   state.alerts = data.alerts;
+  state.total = data.total ?? data.alerts.length;
   state.change = Math.max(state.change, data.change);
   fillFacets(data.facets);
   renderList();
@@ -46,8 +53,9 @@ function fillFacets(facets) {
   for (const key of ["township", "zone_kind", "class"]) {
     const select = $("#f-" + key);
     const have = new Set([...select.options].map((o) => o.value));
+    const label = {township: (v) => v, zone_kind: (v) => `${zhKind(v)} ${v}`, class: (v) => `${zhClass(v)} ${v}`}[key];
     for (const v of facets[key] || []) {
-      if (!have.has(v)) select.add(new Option(v, v));
+      if (!have.has(v)) select.add(new Option(label(v), v));
     }
   }
 }
@@ -56,15 +64,59 @@ function fillFacets(facets) {
 // counts them, so a control room notices a new alert in a background tab
 const BASE_TITLE = document.title;
 function markFresh() {
-  if (state.known === undefined) {  // the first list: nothing is new
-    state.known = new Set(state.alerts.map((a) => a.alert_id));
-    state.fresh = new Set();
-    return;
-  }
+  // new = received by the register after the page was served, and not opened here since (loading more of the
+  // list or changing the filters shows older alerts: those are not new)
+  if (state.known === undefined) { state.known = new Set(); state.fresh = new Set(); }
+  const arrived = [];
   for (const a of state.alerts) {
-    if (!state.known.has(a.alert_id)) { state.known.add(a.alert_id); state.fresh.add(a.alert_id); }
+    if (state.known.has(a.alert_id)) continue;
+    state.known.add(a.alert_id);
+    if (a.received_at > PAGE.now) { state.fresh.add(a.alert_id); arrived.push(a); }
   }
   document.title = state.fresh.size ? `(${state.fresh.size}) ${BASE_TITLE}` : BASE_TITLE;
+  if (arrived.length) announce(arrived);
+}
+
+// a new alert: a sound, and a desktop notification when the operator allowed them (button 🔔: browsers
+// want a click before they play sound or show notifications)
+const notifier = {audio: null};
+function enableNotifications() {
+  try { notifier.audio = notifier.audio || new AudioContext(); notifier.audio.resume(); } catch (e) { /* no audio */ }
+  if ("Notification" in window && Notification.permission === "default") {
+    Notification.requestPermission().then(renderNotifyButton);
+  }
+  renderNotifyButton();
+}
+function renderNotifyButton() {
+  const b = $("#notify-btn");
+  const on = "Notification" in window && Notification.permission === "granted";
+  b.classList.toggle("on", on);
+  b.title = on ? "desktop notifications and sound on new alerts" : "click to allow desktop notifications and sound";
+}
+function beep() {
+  try {
+    notifier.audio = notifier.audio || new AudioContext();
+    const ctx = notifier.audio, osc = ctx.createOscillator(), gain = ctx.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.2, ctx.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.6);
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.6);
+    document.body.dataset.beeps = String((+document.body.dataset.beeps || 0) + 1);
+  } catch (e) { /* no audio here */ }
+}
+function announce(arrived) {
+  beep();
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const a = arrived[0];
+  try {
+    const n = new Notification(`新告警 ${arrived.length} new alert(s)`, {
+      body: `${zhClass(a.class)} · ${zhRule(a.rule)} · ${[a.township, a.zone_name].filter(Boolean).join(" ")}`,
+      tag: "minewatch-new-alert"});
+    n.onclick = () => { window.focus(); select(a.alert_id); };
+    document.body.dataset.notified = String((+document.body.dataset.notified || 0) + 1);
+  } catch (e) { /* notifications unavailable */ }
 }
 
 function renderList() {
@@ -76,11 +128,16 @@ function renderList() {
       : `<span class="badge">${esc(PAGE.step_labels[a.case_step])}</span>`;
     const cls = [a.alert_id === state.sel ? "sel" : "", state.fresh.has(a.alert_id) ? "fresh" : ""].join(" ");
     return `<li data-alert-id="${esc(a.alert_id)}" class="${cls}">
-      <span class="what cls-${esc(a.class)}">${esc(a.class)} · ${esc(a.rule)}</span>${badge}
+      <span class="what cls-${esc(a.class)}" title="${esc(a.class)} · ${esc(a.rule)}">${esc(zhClass(a.class))} · ${esc(zhRule(a.rule))}</span>${badge}
       <span class="where">${esc(where)}</span>${a.event_type === "end" ? '<span class="badge end">ended</span>' : "<span></span>"}
       <span class="t">${fmtTime(a.t_last)} · ${esc(a.camera_name)}</span><span class="t">${a.has_snapshot ? "快照 snap" : ""}</span></li>`;
   }).join("");
-  $("#count").textContent = `${state.alerts.length} alert(s)`;
+  const shown = state.alerts.length, more = $("#more");
+  $("#count").textContent = shown < state.total ? `${shown} / ${state.total} 条 alerts (newest first)` : `${shown} 条 alert(s)`;
+  more.hidden = shown >= state.total;
+  more.disabled = state.limit >= LIST_MAX;
+  more.textContent = state.limit >= LIST_MAX ? `最多显示 ${LIST_MAX}: narrow the filters or export CSV`
+    : `更多 show ${Math.min(PAGE_SIZE, state.total - shown)} more`;
 }
 
 function select(id, scroll = true) {
@@ -152,11 +209,12 @@ function renderDetail(d) {
         : '<button type="button" id="reopen-btn">重新打开 reopen <kbd>r</kbd></button>'}
       <button type="button" id="note-btn">备注 note</button></div>`;
   $("#detail").innerHTML = `<h2 id="detail-title" data-alert-id="${esc(d.alert_id)}">
-      <span class="cls-${esc(d.class)}">${esc(d.class)}</span> · ${esc(d.rule)} <span class="badge ${d.case_status}" id="case-status">${esc(d.case_status)}</span></h2>
+      <span class="cls-${esc(d.class)}">${esc(zhClass(d.class))} ${esc(d.class)}</span> · ${esc(zhRule(d.rule))} <span class="badge ${d.case_status}" id="case-status">${esc(d.case_status)}</span></h2>
     ${snap}
     <dl>
       <dt>编号 id</dt><dd>${esc(d.alert_id)} (seq ${d.seq}, ${esc(d.event_type)})</dd>
-      <dt>区域 zone</dt><dd>${esc(zone.name || "—")} ${zone.kind ? "(" + esc(zone.kind) + ")" : ""}</dd>
+      <dt>区域 zone</dt><dd>${esc(zone.name || "—")} ${zone.kind ? "(" + esc(zhKind(zone.kind)) + ")" : ""}</dd>
+      <dt>情形 rule</dt><dd>${esc(zhRule(d.rule))} (${esc(d.rule)})</dd>
       <dt>乡镇 township</dt><dd>${esc(zone.township || "—")}</dd>
       <dt>网格员 supervisor</dt><dd>${esc(resp.name || "—")} ${esc(resp.phone || "")}</dd>
       <dt>位置 location</dt><dd>${loc.lat != null ? `${(+loc.lat).toFixed(5)}, ${(+loc.lon).toFixed(5)}` : "—"}
@@ -250,8 +308,9 @@ function legend() {
   const ctl = L.control({position: "bottomright"});
   ctl.onAdd = () => {
     const div = L.DomUtil.create("div", "legend");
-    div.innerHTML = Object.entries(KIND_COLOR).map(([k, c]) => `<div><i style="background:${c}"></i>${esc(k)}</div>`).join("")
-      + '<div><i class="tw"></i>tower · view sector</div><div><i class="al"></i>alert · 90 % ellipse</div>';
+    div.innerHTML = Object.entries(KIND_COLOR).map(([k, c]) => `<div><i style="background:${c}"></i>${esc(zhKind(k))} ${esc(k)}</div>`).join("")
+      + '<div><i class="tw"></i>塔 tower · view sector</div><div><i class="al"></i>告警 alert · 90 % ellipse</div>'
+      + '<div><i class="al fresh"></i>新告警 new, not opened yet</div>';
     return div;
   };
   return ctl;
@@ -268,6 +327,10 @@ function initMap() {
   M.zones = L.layerGroup().addTo(M.map);
   M.towers = L.layerGroup().addTo(M.map);
   M.alerts = L.layerGroup().addTo(M.map);
+  // 90 % ellipses above the pins (whose tip marks the point): at county zoom an ellipse of a few hundred metres
+  // is a few pixels and would hide under its pin; clicks pass through to the pins
+  M.map.createPane("ellipses").style.zIndex = 650;
+  M.map.getPane("ellipses").style.pointerEvents = "none";
 }
 
 // zones once; towers (pose, status) and boxes (available) on every change of the register
@@ -305,12 +368,16 @@ function renderAlertLayers() {
   for (const a of state.alerts) {
     if (a.lat == null || a.lon == null) continue;
     const sel = a.alert_id === state.sel;
+    const fresh = state.fresh && state.fresh.has(a.alert_id);
     if (hasEllipse(a.ellipse_90)) {
-      L.polygon(ellipse(a.lat, a.lon, a.ellipse_90), {color: sel ? "#fff" : "#f0a030", weight: sel ? 2 : 1, fillOpacity: 0.1, interactive: false}).addTo(M.alerts);
+      L.polygon(ellipse(a.lat, a.lon, a.ellipse_90), {pane: "ellipses", className: "alert-ellipse", color: sel ? "#fff" : "#ffd166",
+                                                    weight: 2, fillOpacity: 0.15, interactive: false}).addTo(M.alerts);
     }
-    L.marker([a.lat, a.lon], {icon: L.divIcon({className: "", html: `<div class="alert-pin cls-${esc(a.class)}${sel ? " sel" : ""}" data-alert-id="${esc(a.alert_id)}"></div>`, iconSize: [18, 18]}),
-                              keyboard: false, zIndexOffset: sel ? 1000 : 0})
-      .on("click", () => select(a.alert_id)).bindTooltip(`${esc(a.class)} · ${esc(a.zone_name || a.rule)}`).addTo(M.alerts);
+    // a teardrop pin (a 16 px square rotated, see console.css) whose tip, 19 px below its box's top, is the point
+    L.marker([a.lat, a.lon], {icon: L.divIcon({className: "", html: `<div class="alert-pin cls-${esc(a.class)}${sel ? " sel" : ""}${fresh ? " fresh" : ""}" data-alert-id="${esc(a.alert_id)}"></div>`,
+                                               iconSize: [16, 16], iconAnchor: [8, 19]}),
+                              keyboard: false, zIndexOffset: fresh ? 2000 : sel ? 1000 : 0})
+      .on("click", () => select(a.alert_id)).bindTooltip(`${esc(zhClass(a.class))} · ${esc(a.zone_name || zhRule(a.rule))}`).addTo(M.alerts);
   }
   fitOnce();
 }
@@ -396,16 +463,19 @@ function onKey(ev) {
   const fn = keys[ev.key];
   if (fn) { ev.preventDefault(); fn(); }
 }
-function setStatus(v) { $("#f-status").value = v; state.filters.status = v; loadAlerts(); }
+function setStatus(v) { $("#f-status").value = v; state.filters.status = v; state.limit = PAGE_SIZE; loadAlerts(); }
 
 // ---------------------------------------------------------------- start
 document.addEventListener("keydown", onKey);
 $("#help-btn").onclick = () => { $("#help").hidden = !$("#help").hidden; };
 $("#help").onclick = (ev) => { if (ev.target.id === "help") ev.currentTarget.hidden = true; };
 $("#quarantine-btn").onclick = () => { $("#quarantine").hidden = !$("#quarantine").hidden; };
+$("#notify-btn").onclick = enableNotifications;
+renderNotifyButton();
+$("#more").onclick = () => { state.limit = Math.min(state.limit + PAGE_SIZE, LIST_MAX); loadAlerts(); };
 $("#quarantine").onclick = (ev) => { if (ev.target.id === "quarantine") ev.currentTarget.hidden = true; };
 for (const s of document.querySelectorAll("#filters select")) {
-  s.addEventListener("change", () => { state.filters[s.dataset.key] = s.value; loadAlerts(); });
+  s.addEventListener("change", () => { state.filters[s.dataset.key] = s.value; state.limit = PAGE_SIZE; loadAlerts(); });
 }
 $("#alerts").addEventListener("click", (ev) => { const li = ev.target.closest("li"); if (li) select(li.dataset.alertId, false); });
 initMap();
