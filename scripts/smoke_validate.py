@@ -78,6 +78,10 @@ def spec_for(seed: int, mirror: bool) -> PlumeSpec:
     )
 
 
+def spec_mirrored(name: str) -> bool:
+    return name.endswith("-mirrored")
+
+
 def play(frames: list[tuple[float, np.ndarray]], cfg: SmokeConfig) -> tuple[dict[float, list[Plume]], float]:
     watcher = SmokeWatcher(cfg)
     out: dict[float, list[Plume]] = {}
@@ -124,6 +128,19 @@ def sequences(seeds: list[int]) -> list[dict[str, Any]]:
     return items
 
 
+def night_ir(frames: list[tuple[float, np.ndarray]]) -> list[tuple[float, np.ndarray]]:
+    """The second half as a night IR camera sees it: grey, dark, strong sensor noise (new every frame)."""
+    out = []
+    for t, img in frames:
+        if t >= IGNITION_S:
+            rng = np.random.default_rng(int(t) + 100_000)
+            grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float32) * 0.45 + 10
+            grey += rng.normal(0, 6.0, grey.shape).astype(np.float32)
+            img = jpeg(cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR))
+        out.append((t, img))
+    return out
+
+
 def negatives(seeds: list[int]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if seeds == DEV or seeds == DEV + VAL:
@@ -134,6 +151,9 @@ def negatives(seeds: list[int]) -> list[dict[str, Any]]:
                       "frames": lambda: [(t, jpeg(np.clip(img.astype(np.float32) * (1 + 0.004 * (t + 2400) / 60), 0,
                                                           255).astype(np.uint8)))
                                          for t, img in real_frames(False)]})
+    if seeds == VAL or seeds == DEV + VAL:
+        items.append({"name": "rmw-day-to-night-ir", "kind": "negative",
+                      "frames": lambda: night_ir(real_frames(False))})
     for seed in seeds[:4]:
         items.append({"name": f"procedural-clouds-{seed}", "kind": "negative",
                       "frames": lambda sd=seed: [(float(t), landscape((WIDTH, 720), t, seed=sd))
@@ -146,6 +166,8 @@ def main() -> int:
     ap.add_argument("--set", choices=("dev", "val", "all"), default="val")
     ap.add_argument("--out", type=Path, help="write every figure here (JSON)")
     ap.add_argument("--shared", type=Path, default=SHARED, help=f"the shared data folder (default {SHARED})")
+    ap.add_argument("--opacity", type=float, help="every plume's peak opacity (the detection limit sweep)")
+    ap.add_argument("--only", help="run only the sequences whose name contains this")
     ap.add_argument("--set-knob", action="append", default=[], help="smoke config NAME=VALUE (repeatable)")
     args = ap.parse_args()
     global RMW
@@ -158,9 +180,18 @@ def main() -> int:
     seeds = {"dev": DEV, "val": VAL, "all": DEV + VAL}[args.set]
     rows = []
     for item in sequences(seeds) + negatives(seeds):
+        if args.only and args.only not in item["name"]:
+            continue
         frames = item["frames"]()
         h, w = frames[0][1].shape[:2]
         spec = item.get("spec")
+        if spec is not None and args.opacity is not None:
+            from dataclasses import replace
+
+            spec = replace(spec, opacity=args.opacity)
+            item["spec"] = spec
+            frames = with_plume([(t, img) for t, img in real_frames(spec_mirrored(item["name"]))], spec, IGNITION_S,
+                                int(item["name"].split("-")[2]))
         out, cpu_s = play(frames, cfg)
         row = {"name": item["name"], "kind": item["kind"], "frames": len(frames),
                **score(out, (w, h), item.get("ignition"), spec.base_xy_frac if spec else None),
