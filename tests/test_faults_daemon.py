@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import Broker, free_port
 from tests.daemon_helpers import Subscriber, run_daemon, sample_clip, write_config
+from tests.rtsp_fixture import garble_clip
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +113,50 @@ def test_daemon_resends_what_it_salvages_from_a_corrupt_outbox(tmp_path: Path) -
         sub.close()
     finally:
         broker.stop()
+
+
+def test_daemon_reports_a_corrupt_stream_and_analyses_none_of_its_concealed_frames(tmp_path: Path,
+                                                                                   broker: Broker) -> None:
+    """Before: a file with 2 kB of garbage every 150 kB stayed `online` with decode_errors_total 0, and its
+    smeared frames raised excavator alerts. Now /health and /metrics count the concealed frames and the
+    camera is `degraded` while they come."""
+    import urllib.request
+
+    from tests.rtsp_fixture import make_clip
+
+    clip = garble_clip(make_clip(tmp_path / "clean.mp4", seconds=20.0, width=640, height=360),
+                       tmp_path / "garbled.mp4")
+    http_port = free_port()
+    config = write_config(tmp_path, broker.port, source=clip, realtime=True, loop=True, http_port=http_port)
+    config.write_text(config.read_text().replace("analysis_fps: 2", "analysis_fps: 5"))
+    proc = run_daemon(config, "--forever")
+    try:
+        deadline = time.monotonic() + 60
+        health: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=5) as reply:
+                    health = json.loads(reply.read())["cameras"]["kelan-t1"]
+            except OSError as exc:  # 503 while degraded, or not listening yet
+                body = getattr(exc, "read", None)
+                health = json.loads(body())["cameras"]["kelan-t1"] if body else {}
+            if health.get("status") == "degraded":
+                break
+            time.sleep(0.5)
+        first = dict(health)
+        time.sleep(20.0)  # one whole pass of the 20 s file, for the figures
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=5) as reply:
+                health = json.loads(reply.read())["cameras"]["kelan-t1"]
+        except OSError as exc:
+            health = json.loads(exc.read())["cameras"]["kelan-t1"]  # type: ignore[attr-defined]
+    finally:
+        out = stop(proc)
+    assert first.get("status") == "degraded", first
+    assert int(health["frames_concealed_total"]) > 0  # type: ignore[call-overload]
+    assert 'minewatch_camera_frames_concealed_total{camera="kelan-t1"}' in metrics
+    assert "Traceback" not in out
+    figures("daemon_corrupt_stream", frames_in=health["frames_in_total"],
+            frames_concealed=health["frames_concealed_total"], frames_analysed=health["frames_analysed_total"],
+            decode_errors=health["decode_errors_total"])
