@@ -6,6 +6,7 @@ in docs/RELIABILITY.md."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -36,6 +37,10 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
     return out
 
 
+#: SIGKILL/restart cycles of the open-events test (MW_FAULT_KILLS=5 for the figures in docs/RELIABILITY.md)
+KILLS = int(os.environ.get("MW_FAULT_KILLS", "1"))
+
+
 def test_daemon_killed_with_open_events_continues_them_and_a_clean_stop_ends_them(tmp_path: Path,
                                                                                   broker: Broker) -> None:
     """Before: 11 events across 5 SIGKILLs never got an `end`, and the same object was alerted again under a
@@ -43,36 +48,39 @@ def test_daemon_killed_with_open_events_continues_them_and_a_clean_stop_ends_the
     config = write_config(tmp_path, broker.port, source=sample_clip(tmp_path), realtime=True, loop=True)
     outbox = tmp_path / "var" / "outbox.sqlite"
     sub = Subscriber(broker.port)
+    open_at_kills: list[int] = []
+    continued = 0
     try:
-        first = run_daemon(config, "--forever")
+        proc = run_daemon(config, "--forever")
         assert sub.wait_for(lambda: any(e["type"] == "new" for e in sub.events()), 90), "no alert"
-        time.sleep(1.0)
-        stop(first, signal.SIGKILL)
-        opened = {e["alert_id"]: e for e in sub.events() if e["type"] == "new"}
-        open_at_kill = set(open_rows(outbox))
-        assert open_at_kill and open_at_kill <= set(opened)  # kept in the outbox with the messages
-        n_before = len(sub.events())
+        for _ in range(KILLS):
+            time.sleep(1.0)
+            stop(proc, signal.SIGKILL)
+            opened = {e["alert_id"]: e for e in sub.events() if e["type"] == "new"}
+            open_at_kill = set(open_rows(outbox))
+            assert open_at_kill and open_at_kill <= set(opened)  # kept in the outbox with the messages
+            open_at_kills.append(len(open_at_kill))
+            n_before = len(sub.events())
+            proc = run_daemon(config, "--forever")  # the same footage: the same person is still there
+            def resumed(ids: set[str] = open_at_kill, start: int = n_before) -> bool:
+                return any(e["type"] == "update" and e["alert_id"] in ids for e in sub.events()[start:])
 
-        second = run_daemon(config, "--forever")  # the same footage: the same person is still there
-        assert sub.wait_for(lambda: any(e["type"] == "update" and e["alert_id"] in open_at_kill
-                                        for e in sub.events()[n_before:]), 90), "not continued"
-        after = sub.events()[n_before:]
-        sites = {(opened[a]["class"], (opened[a]["zone"] or {}).get("id")) for a in open_at_kill}
-        again = [e for e in after if e["type"] == "new" and (e["class"], (e["zone"] or {}).get("id")) in sites]
-        assert again == [], again  # no second alert for an object whose event continues
-        out = stop(second)
-        assert second.returncode == 0, out
-        assert sub.wait_for(lambda: open_at_kill <= {e["alert_id"] for e in sub.events() if e["type"] == "end"},
-                            15)
+            assert sub.wait_for(resumed, 90), "not continued"
+            after = sub.events()[n_before:]
+            continued += len({e["alert_id"] for e in after if e["type"] == "update"} & open_at_kill)
+            sites = {(opened[a]["class"], (opened[a]["zone"] or {}).get("id")) for a in open_at_kill}
+            again = [e for e in after if e["type"] == "new" and (e["class"], (e["zone"] or {}).get("id")) in sites]
+            assert again == [], again  # no second alert for an object whose event continues
+        out = stop(proc)
+        assert proc.returncode == 0, out
+        every_new = {e["alert_id"] for e in sub.events() if e["type"] == "new"}
+        assert sub.wait_for(lambda: every_new <= {e["alert_id"] for e in sub.events() if e["type"] == "end"}, 15)
         ends = [e for e in sub.events() if e["type"] == "end"]
         assert {e["extra"]["end_reason"] for e in ends} == {"stopped"}
-        assert open_rows(outbox) == []
-        every_new = {e["alert_id"] for e in sub.events() if e["type"] == "new"}
-        assert every_new <= {e["alert_id"] for e in ends}  # every event got its end
-        seqs = [e["seq"] for e in sub.events() if e["alert_id"] in open_at_kill]
-        figures("daemon_sigkill_open_events", open_at_kill=len(open_at_kill), continued=len(
-            {e["alert_id"] for e in after if e["type"] == "update"} & open_at_kill), new_after_restart=len(
-            [e for e in after if e["type"] == "new"]), ended_at_clean_stop=len(ends), max_seq=max(seqs))
+        assert open_rows(outbox) == []  # every event got its end
+        figures("daemon_sigkill_open_events", kills=KILLS, open_at_each_kill=open_at_kills, continued=continued,
+                alerts=len(every_new), ended_at_clean_stop=len(ends),
+                max_seq=max(e["seq"] for e in sub.events()))
     finally:
         sub.close()
 
