@@ -5,7 +5,8 @@
     minewatch console adduser --config console.yaml NAME    add an operator (password from a prompt,
                                                             --password-env VAR or --password-file FILE)
     minewatch console passwd --config console.yaml NAME     set an operator's password
-    minewatch console users --config console.yaml           list operators
+    minewatch console users --config console.yaml           list operators (with their roles)
+    minewatch console role --config console.yaml NAME ROLE  viewer, operator, supervisor or admin
 ``--database-url`` may replace ``--config`` for the operator commands. Passwords are never taken from argv.
 """
 
@@ -28,7 +29,7 @@ from pipeline.errors import UserError
 from pipeline.logs import get_logger, setup_logging
 
 log = get_logger("console")
-SUBCOMMANDS = ("check", "adduser", "passwd", "users")
+SUBCOMMANDS = ("check", "adduser", "passwd", "users", "role")
 
 
 def _parser(sub: str | None) -> argparse.ArgumentParser:
@@ -36,7 +37,7 @@ def _parser(sub: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
     )
-    if sub in ("adduser", "passwd", "users"):
+    if sub in ("adduser", "passwd", "users", "role"):
         src = p.add_mutually_exclusive_group(required=True)
         src.add_argument("--config", type=Path, help="console.yaml (its database_url is used)")
         src.add_argument("--database-url", help="sqlite:///path or postgresql://… instead of --config")
@@ -49,6 +50,11 @@ def _parser(sub: str | None) -> argparse.ArgumentParser:
         pw.add_argument("--password-file", type=Path, metavar="FILE", help="read it from the first line of FILE")
     if sub == "adduser":
         p.add_argument("--name", default="", help="display name (e.g. 张三), shown in case logs")
+    if sub == "role":
+        from pipeline.console.roles import ROLES
+
+        p.add_argument("username", help="operator's login name")
+        p.add_argument("role", choices=ROLES, help="viewer, operator, supervisor or admin (docs/CONSOLE.md)")
     if sub is None:
         p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -107,9 +113,19 @@ def _operators(sub: str, args: argparse.Namespace) -> int:
     store, _ = _store_from(args)
     assert isinstance(store, Store)
     try:
+        from pipeline.console.roles import Roles
+
+        roles = Roles(store.db)
         if sub == "users":
             for op in store.operators.all():
-                print(f"{op['username']:<24} {op['display_name']:<24} since {op['created_at']}")
+                print(f"{op['username']:<24} {op['display_name']:<24} {roles.get(op['username']):<10}"
+                      f" since {op['created_at']}")
+            return 0
+        if sub == "role":
+            if store.operators.get(args.username) is None:
+                raise CaseError(f"no operator {args.username!r}")
+            roles.set(args.username, args.role, "command line")
+            print(f"role of {args.username} set to {args.role}")
             return 0
         password = _read_password(args)
         if sub == "adduser":
@@ -224,7 +240,7 @@ def _run(config: ConsoleConfig) -> int:
 def cli_main(argv: list[str]) -> int:
     sub = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     args = _parser(sub).parse_args(argv[1:] if sub else argv)
-    if sub in ("adduser", "passwd", "users"):
+    if sub in ("adduser", "passwd", "users", "role"):
         return _operators(sub, args)
     config = load_console_config(args.config)
     if sub == "check":

@@ -48,8 +48,13 @@ CREATE TABLE IF NOT EXISTS fused_cases (
 );
 CREATE TABLE IF NOT EXISTS tipoff_private (
     clue_id TEXT PRIMARY KEY, receipt TEXT NOT NULL UNIQUE, contact TEXT NOT NULL, channel TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tipoff_rewards (
+    clue_id TEXT PRIMARY KEY, evaluation TEXT NOT NULL, amount_yuan REAL NOT NULL, paid INTEGER NOT NULL,
+    note TEXT NOT NULL, decided_by TEXT NOT NULL, decided_at TEXT NOT NULL
 )
 """
+EVALUATIONS = ("valid", "partly", "invalid")
 CLUE_KINDS = ("camera", "power", "tipoff")
 MACHINERY = ("excavator", "truck")
 POWER_POINTS = {"use_at_closed_site": 50, "sudden_return": 45, "night_or_holiday_use": 40, "step_change": 35}
@@ -241,6 +246,46 @@ class ClueRegister:
             return bool(cur.execute(
                 "UPDATE fused_cases SET acked_by = ?, acked_at = ?, updated_at = ? WHERE case_id = ?"
                 " AND acked_by IS NULL", (username, now_iso(), now_iso(), case_id)))
+
+    def merge(self, case_id: str, into: str) -> None:
+        """Move every clue of ``case_id`` into ``into`` (both open); raises ValueError."""
+        if case_id == into:
+            raise ValueError("into: expected another case")
+        with self.db.tx() as cur:
+            rows = cur.all("SELECT case_id, status FROM fused_cases WHERE case_id IN (?, ?)", (case_id, into))
+            if len(rows) != 2 or any(r["status"] != "open" for r in rows):
+                raise ValueError("into: expected two open cases")
+            cur.execute("UPDATE clues SET case_id = ? WHERE case_id = ?", (into, case_id))
+            cur.execute("UPDATE fused_cases SET status = 'merged', reason = ?, updated_at = ? WHERE case_id = ?",
+                        (f"merged into {into}", now_iso(), case_id))
+            self._refresh(cur, into, now_iso())
+
+    def set_status(self, case_id: str, status: str) -> bool:
+        with self.db.tx() as cur:
+            return bool(cur.execute("UPDATE fused_cases SET status = ?, updated_at = ? WHERE case_id = ?"
+                                    " AND status IN ('open', 'dismissed')", (status, now_iso(), case_id)))
+
+    def reporter(self, clue_id: str) -> dict[str, Any] | None:
+        with self.db.tx(write=False) as cur:
+            return cur.one("SELECT contact, channel, receipt FROM tipoff_private WHERE clue_id = ?", (clue_id,))
+
+    def set_reward(self, clue_id: str, evaluation: str, amount_yuan: float, paid: bool, note: str, by: str) -> None:
+        if evaluation not in EVALUATIONS:
+            raise ValueError(f"evaluation: expected one of {', '.join(EVALUATIONS)}, found {evaluation!r}")
+        if not 0 <= amount_yuan <= 1e7:
+            raise ValueError(f"amount_yuan: expected 0..1e7, found {amount_yuan}")
+        with self.db.tx() as cur:
+            if cur.one("SELECT 1 AS x FROM tipoff_private WHERE clue_id = ?", (clue_id,)) is None:
+                raise LookupError("no such tip-off")
+            cur.execute("INSERT INTO tipoff_rewards VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clue_id) DO UPDATE SET"
+                        " evaluation = excluded.evaluation, amount_yuan = excluded.amount_yuan, paid = excluded.paid,"
+                        " note = excluded.note, decided_by = excluded.decided_by, decided_at = excluded.decided_at",
+                        (clue_id, evaluation, amount_yuan, int(paid), note, by, now_iso()))
+
+    def reward(self, clue_id: str) -> dict[str, Any] | None:
+        with self.db.tx(write=False) as cur:
+            return cur.one("SELECT evaluation, amount_yuan, paid, note, decided_by, decided_at FROM tipoff_rewards"
+                           " WHERE clue_id = ?", (clue_id,))
 
     def receipt_status(self, receipt: str) -> dict[str, Any] | None:
         """What a reporter may learn with the receipt code: received, the case's status, nothing else."""

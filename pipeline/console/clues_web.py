@@ -159,6 +159,49 @@ def register_clue_api(app: Flask, register: ClueRegister, zone_features: list[di
         log.info("%s acknowledged %s", who(), case_id)
         return jsonify(ok=True)
 
+    @app.post("/api/cases/<case_id>/merge")
+    def api_merge(case_id: str) -> WResponse:
+        body = request.get_json(silent=True) or {}
+        try:
+            register.merge(case_id, str(body.get("into", "")))
+        except ValueError as exc:
+            return _error(str(exc), 409)
+        log.info("%s merged %s into %s", who(), case_id, body.get("into"))
+        return jsonify(ok=True)
+
+    @app.post("/api/cases/<case_id>/<action>")
+    def api_case_status(case_id: str, action: str) -> WResponse:
+        if action not in ("dismiss", "reopen"):
+            return _error(f"unknown action {action}", 404)
+        if not register.set_status(case_id, "dismissed" if action == "dismiss" else "open"):
+            return _error("no such case, or merged", 409)
+        log.info("%s: %s on %s", who(), action, case_id)
+        return jsonify(ok=True)
+
+    @app.get("/api/tipoffs/<clue_id>/reporter")
+    def api_reporter(clue_id: str) -> WResponse:
+        row = register.reporter(clue_id)
+        if row is None:
+            return _error("no such tip-off", 404)
+        log.info("%s read the reporter of %s", who(), clue_id)
+        return jsonify({**row, "reward": register.reward(clue_id)})
+
+    @app.post("/api/tipoffs/<clue_id>/reward")
+    def api_reward(clue_id: str) -> WResponse:
+        body = request.get_json(silent=True) or {}
+        try:
+            amount = body.get("amount_yuan", 0)
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                raise ValueError(f"amount_yuan: expected a number, found {amount!r}")
+            register.set_reward(clue_id, str(body.get("evaluation", "")), float(amount), bool(body.get("paid")),
+                                str(body.get("note", ""))[:500], who())
+        except LookupError as exc:
+            return _error(str(exc), 404)
+        except ValueError as exc:
+            return _error(str(exc), 400)
+        log.info("%s decided the reward of %s", who(), clue_id)
+        return jsonify(ok=True)
+
     @app.post("/api/clues/power")
     def api_power() -> WResponse:
         text = request.get_data(as_text=True)

@@ -38,6 +38,7 @@ from pipeline.console.mapdata import (
     to_gcj02_point,
 )
 from pipeline.console.operators import LOGIN_WINDOW_S
+from pipeline.console.roles import Roles, register_role_checks
 from pipeline.console.store import AlertListRow, Store
 from pipeline.logs import get_logger
 
@@ -375,6 +376,7 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         )
 
     register_clue_api(app, ClueRegister(store.db, config.fusion), zones)  # issue 18: clues fused into cases
+    register_role_checks(app, Roles(store.db), lambda name: store.operators.get(name) is not None)  # issue 18.5
     return app
 
 

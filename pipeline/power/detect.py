@@ -312,6 +312,8 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
         ok = np.isfinite(z)
         # -- day end: steps --------------------------------------------------------------------------------
         ordinary = not bool(holiday[a]) and int(ok.sum()) >= 18 and not in_return[a:b].any()
+        if not ordinary and not bool(holiday[a]):
+            cand_days.clear()  # an ordinary day that cannot be judged breaks the run (a holiday does not)
         if ordinary:
             mz = float(np.median(z[ok]))
             mex = float(np.median((x[a:b] - med[a:b])[ok]))
