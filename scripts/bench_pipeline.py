@@ -82,6 +82,45 @@ def cpu_by_thread(before: dict[int, tuple[str, float]], after: dict[int, tuple[s
     return {k: round(v, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if v >= 0.005}
 
 
+class StageClock:
+    """CPU seconds (``time.thread_time``: the calling thread's own CPU, which other processes on the machine
+    do not add to) spent inside wrapped callables, by stage name. Nested stages each count their own
+    total (``worker`` includes ``session.run``)."""
+
+    def __init__(self) -> None:
+        self.cpu_s: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def wrap(self, name: str, fn: Any) -> Any:
+        def timed(*a: Any, **k: Any) -> Any:
+            t0 = time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.cpu_s[name] = self.cpu_s.get(name, 0.0) + time.thread_time() - t0
+                self.calls[name] = self.calls.get(name, 0) + 1
+        return timed
+
+    def snapshot(self) -> tuple[dict[str, float], dict[str, int]]:
+        return dict(self.cpu_s), dict(self.calls)
+
+
+def instrument(daemon: Any, clock: StageClock) -> None:
+    """Wrap the stages of the running pipeline with :class:`StageClock` (benchmark only)."""
+    import pipeline.detect.onnx_detector as od
+    from pipeline.sources.base import Source
+    from pipeline.types import Frame
+
+    for name in ("place", "to_blob", "decode_yolo"):
+        setattr(od, name, clock.wrap(name, getattr(od, name)))
+    Frame.resized_bgr = clock.wrap("resized_bgr", Frame.resized_bgr)  # type: ignore[method-assign]
+    Source._offer = clock.wrap("reader_offer", Source._offer)  # type: ignore[method-assign]
+    for det in daemon.detectors:
+        det.session.run = clock.wrap("session.run", det.session.run)
+    daemon.pool.runs = [clock.wrap("worker_run", run) for run in daemon.pool.runs]
+    daemon._consume = clock.wrap("analysis", daemon._consume)
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -144,11 +183,14 @@ def time_sessions(sessions: list[Any], batch: np.ndarray, seconds: float) -> dic
     for sess in sessions:
         sess.run(None, {name: batch})
     counts = [0] * len(sessions)
+    run_cpu = [0.0] * len(sessions)
     stop_at = time.perf_counter() + seconds
 
     def loop(k: int) -> None:
         while time.perf_counter() < stop_at:
+            c = time.thread_time()
             sessions[k].run(None, {name: batch})
+            run_cpu[k] += time.thread_time() - c
             counts[k] += len(batch)
 
     t0, c0 = time.perf_counter(), cpu_s()
@@ -159,7 +201,7 @@ def time_sessions(sessions: list[Any], batch: np.ndarray, seconds: float) -> dic
         t.join()
     wall = time.perf_counter() - t0
     return {"fps": sum(counts) / wall, "cpu_cores": (cpu_s() - c0) / wall, "batch": len(batch),
-            "sessions": len(sessions)}
+            "sessions": len(sessions), "onnx_cpu_ms_per_frame": round(sum(run_cpu) * 1000 / max(sum(counts), 1), 2)}
 
 
 def run_bare(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,7 +223,7 @@ def run_bare_best(args: argparse.Namespace) -> dict[str, Any]:
     options.intra_op_num_threads = 1
     n = min(usable_cores(), 4)
     sessions = [ort.InferenceSession(str(args.model), options, providers=["CPUExecutionProvider"]) for _ in range(n)]
-    return time_sessions(sessions, bare_batch(args), args.seconds)
+    return run_bare_best_cpu(time_sessions(sessions, bare_batch(args), args.seconds))
 
 
 def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,17 +262,30 @@ def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
                 observe(latency_s)
 
         daemon.relay.on_ack_latency = record
+    clock = StageClock()
+    if args.profile:
+        instrument(daemon, clock)
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     time.sleep(args.warmup)
-    f0, c0, t0, th0 = daemon.stats.frames, cpu_s(), time.perf_counter(), thread_cpu_s()
+    decoded0 = sum(src.frames_in.total for src in daemon.sources.values())
+    f0, c0, t0, th0, st0 = daemon.stats.frames, cpu_s(), time.perf_counter(), thread_cpu_s(), clock.snapshot()
     daemon.stats.lag_s.clear()
     acked.clear()
+    spy = None
+    if args.pyspy:  # sampled stacks of the thread holding the GIL, by thread (py-spy's collapsed format)
+        spy = subprocess.Popen([args.pyspy, "record", "--gil", "--threads", "--nonblocking", "-r", "100", "-d",
+                                str(int(args.seconds)), "-f", "raw", "-o", str(args.pyspy_out), "-p",
+                                str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(args.seconds)
     wall = time.perf_counter() - t0
-    threads = cpu_by_thread(th0, thread_cpu_s(), wall)
+    th1, st1 = thread_cpu_s(), clock.snapshot()
+    threads = cpu_by_thread(th0, th1, wall)
     frames, cpu = daemon.stats.frames - f0, cpu_s() - c0
+    decoded = sum(src.frames_in.total for src in daemon.sources.values()) - decoded0
     lags = list(daemon.stats.lag_s)
+    if spy is not None:
+        spy.wait(30)
     daemon.stop()
     thread.join(30)
     out: dict[str, Any] = {
@@ -240,7 +295,18 @@ def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
         "age_since_capture_p90_s": pct([c for c, _ in lags], 90),
         "dropped": {cid: src.health().get("frames_dropped_total") for cid, src in daemon.sources.items()},
         "cpu_cores_by_thread": threads,
+        "frames_decoded": decoded, "frames_analysed": frames,
+        # CPU milliseconds per analysed frame, by thread group (contention inflates these far less than
+        # it does wall-clock rates)
+        "cpu_ms_per_frame_by_thread": {k: round(v * wall * 1000 / max(frames, 1), 2) for k, v in threads.items()},
+        "cpu_ms_per_frame": round(cpu * 1000 / max(frames, 1), 2),
     }
+    if args.profile:
+        stages = {k: (st1[0][k] - st0[0].get(k, 0.0), st1[1][k] - st0[1].get(k, 0)) for k in st1[0]}
+        out["stage_cpu_ms_per_frame"] = {k: round(c * 1000 / max(frames, 1), 3) for k, (c, _) in stages.items()}
+        out["stage_cpu_ms_per_call"] = {k: round(c * 1000 / max(n, 1), 3) for k, (c, n) in stages.items()}
+        run_ms, onnx_ms = (stages.get(k, (0.0, 0))[0] * 1000 / max(frames, 1) for k in ("worker_run", "session.run"))
+        out["worker_outside_onnx_cpu_ms_per_frame"] = round(run_ms - onnx_ms, 3)
     if sub is not None:
         from datetime import datetime
 
@@ -260,6 +326,11 @@ def run_minewatch(args: argparse.Namespace) -> dict[str, Any]:
         out["capture_to_subscriber_p99_s"] = pct(latencies, 99)
         sub.close()
     return out
+
+
+def run_bare_best_cpu(result: dict[str, Any]) -> dict[str, Any]:
+    result["cpu_ms_per_frame"] = round(result["cpu_cores"] * 1000 / max(result["fps"], 1e-9), 2)
+    return result
 
 
 def run_ultralytics(args: argparse.Namespace) -> dict[str, Any]:
@@ -338,6 +409,11 @@ def main() -> int:
     parser.add_argument("--square", action="store_true",
                         help="bare and minewatch on the full imgsz square (default: the rectangular input"
                              " minewatch and Ultralytics use for a dynamic model, 320×192 for 16:9 at 320)")
+    parser.add_argument("--profile", action="store_true",
+                        help="minewatch: CPU time (time.thread_time) of each stage per analysed frame")
+    parser.add_argument("--pyspy", default="", help="minewatch: path of a py-spy binary: record which thread"
+                        " holds the GIL doing what during the measurement (written to --pyspy-out)")
+    parser.add_argument("--pyspy-out", type=Path, default=Path("/tmp/mw-pyspy.txt"))
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--only", nargs="*", choices=list(RUNS), default=list(RUNS))
@@ -369,7 +445,8 @@ def main() -> int:
             cmd = [sys.executable, __file__, "--run", name, "--model", str(args.model), "--imgsz", str(args.imgsz),
                    "--batch", str(args.batch), "--analysis-fps", str(args.analysis_fps), "--wait-ms",
                    str(args.wait_ms), "--workers", str(args.workers), "--seconds", str(args.seconds),
-                   *(["--square"] if args.square else []),
+                   *(["--square"] if args.square else []), *(["--profile"] if args.profile else []),
+                   *(["--pyspy", args.pyspy, "--pyspy-out", str(args.pyspy_out)] if args.pyspy else []),
                    "--warmup", str(args.warmup), "--clip", str(clip), "--broker-port", str(broker_port),
                    "--urls", *urls]
             env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false",
