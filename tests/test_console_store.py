@@ -640,3 +640,31 @@ def test_postgres_connection_killed_by_the_server_is_replaced(postgres_url: str)
         store.list_alerts()
     assert [a["alert_id"] for a in store.list_alerts()] == ["a1"]
     store.close()
+
+
+def test_quarantine_sessions_logins_and_paging_on_both_databases(store: Store) -> None:
+    """The tables issue 17 added (quarantine, sessions, login failures) and list paging, on SQLite and PostgreSQL."""
+    from pipeline.console import operators
+
+    assert store.quarantine("minewatch/edge-1/events", "edge-1", None, "not JSON", b"{broken")
+    assert not store.quarantine("minewatch/edge-1/events", "edge-1", None, "not JSON", b"{broken")  # counted again
+    (row,) = store.quarantined()
+    assert (row["times"], row["bytes"], store.quarantined_head(row["id"])) == (2, 7, b"{broken")
+    sid, csrf = store.sessions.start("alice", 1.0)
+    live = store.sessions.get(sid)
+    assert live is not None and (live["username"], live["csrf"]) == ("alice", csrf)
+    store.sessions.end(sid)
+    assert store.sessions.get(sid) is None
+    for _ in range(operators.FAILURES_PER_USER_AND_IP):
+        assert store.logins.refused("alice", "10.0.0.1") is None
+        store.logins.failed("alice", "10.0.0.1")
+    assert store.logins.refused("alice", "10.0.0.1") and store.logins.refused("alice", "10.0.0.2") is None
+    store.logins.succeeded("alice", "10.0.0.1")
+    assert store.logins.refused("alice", "10.0.0.1") is None
+    for i in range(5):
+        ingest(store, make_event(f"p{i}", t=f"2026-11-29T08:0{i}:00.000Z"))
+    assert store.count_alerts() == 5 and store.count_alerts(status="closed") == 0
+    assert [a["alert_id"] for a in store.list_alerts(limit=2, offset=2)] == ["p2", "p1"]
+    store.set_setting("k", "1")
+    store.set_setting("k", "2")
+    assert store.setting("k") == "2" and store.setting("nope") is None

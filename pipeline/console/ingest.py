@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import math
 import re
 import ssl
@@ -319,7 +320,10 @@ class Ingestor:
             )
         else:
             time.sleep(self.queue_check_delay_s)
-            probe = probe_queue_limit(self.cfg, self.cfg.topic_prefix)
+            try:
+                probe = probe_queue_limit(self.cfg, self.cfg.topic_prefix)
+            except Exception as exc:  # a check must not take the console down (a password file gone, say)
+                probe = QueueProbe("unknown", 0, 0, f"could not check the broker's queue: {_printable(str(exc))}")
             if probe.status != "unknown":
                 self.store.set_setting(key, json.dumps({**dataclasses.asdict(probe), "t_s": time.time()}))
         self.queue_probe = probe
@@ -426,7 +430,8 @@ class Ingestor:
                     if result.new_alert:
                         self.stats.alert_ids.append(result.alert_id)
             if result.kept_out is not None:
-                log.warning(
+                log.log(
+                    logging.WARNING if result.kept_out else logging.INFO,
                     "%s %s seq %s from %s: the case is no longer open, nothing changed%s",
                     event.event_type,
                     result.alert_id,
