@@ -278,7 +278,10 @@ class OnnxDetector:
 
     def _detect_canvases(self, canvases: list[NDArray[np.uint8]], boxes: list[Letterbox],
                          score_floor: float | None) -> list[Detections]:
-        thresholds = self._thresholds if score_floor is None else np.minimum(self._thresholds, score_floor)
+        # a floor lowers the thresholds of mapped classes only: a dropped class (inf) stays dropped, or its
+        # boxes would come out with class id -1 (read as the last class, "person")
+        thresholds = self._thresholds if score_floor is None else np.where(
+            np.isinf(self._thresholds), np.inf, np.minimum(self._thresholds, score_floor)).astype(np.float32)
         heads = self._run(to_blob(canvases))
         results: list[Detections] = []
         for head, lb in zip(heads, boxes, strict=True):
