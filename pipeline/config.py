@@ -155,6 +155,91 @@ class PresetConfig(Strict):
     )
 
 
+class LookConfig(Strict):
+    """Look closer (docs/PATROL.md): a patrolling camera leaves its tour for one zoomed look at an uncertain
+    candidate in a zone, then resumes the tour where it was."""
+
+    enabled: bool = Field(False, description="Interrupt the tour to look closer at uncertain candidates in zones.")
+    look_score: float = Field(
+        0.1,
+        ge=0.01,
+        le=0.99,
+        description="A detection scoring at least this (and below its class's alert threshold) in a zone that"
+        " its class triggers is a candidate. Too low: the camera leaves its tour for noise (up to max_per_tour"
+        " times a tour); too high: faint distant machines are never looked at.",
+    )
+    small_box_px: float = Field(
+        0.0,
+        ge=0,
+        le=2000,
+        description="A detection above its alert threshold whose box is lower than this (pixels) is also a"
+        " candidate (the zoomed look locates it better and shows what it is). 0: only low scores. Too high:"
+        " every alert costs a look; too low: tiny alerts keep their coarse location.",
+    )
+    target_box_px: float = Field(
+        120.0,
+        ge=16,
+        le=4000,
+        description="Box height wanted after zooming (pixels). Too low: the detector still sees too few pixels"
+        " to decide; too high: the object overfills the view and a small pointing error loses it.",
+    )
+    min_hfov_deg: float = Field(
+        1.0,
+        ge=0.6,
+        lt=180,
+        description="Narrowest field of view the lens reaches (degrees): a look never zooms tighter. Too low"
+        " for the lens: the view is wider than planned (the box stays small); too high: far candidates stay"
+        " small.",
+    )
+    settle_s: float = Field(
+        1.5,
+        ge=0,
+        le=60,
+        description="Wait after the look's move ends before frames count. Too low: blurred frames while the"
+        " zoom and focus still move; too high: the tour waits longer for every look.",
+    )
+    frames: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Frames analysed at the look before it is rejected (at least alerts.confirm_hits are used)."
+        " Too low: a true machine is rejected before its track is confirmed; too high: the tour waits longer"
+        " on false candidates.",
+    )
+    max_dwell_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Longest time a look stays, whatever was analysed (the detector may fall behind). Too low:"
+        " looks end before enough frames; too high: a stalled stream holds the tour that long.",
+    )
+    max_per_tour: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="Looks allowed per tour of the presets. Too low: candidates wait for the next tour; too"
+        " high: a scene full of doubtful detections stretches the tour and its presets are watched less.",
+    )
+    cooldown_s: float = Field(
+        600.0,
+        ge=0,
+        le=86400,
+        description="No second look near a place looked at within this time. Too low: the same false"
+        " candidate costs a look every tour; too high: a machine that arrives where a look found nothing"
+        " waits that long for its look.",
+    )
+    cooldown_radius_m: float = Field(
+        50.0,
+        ge=0,
+        le=10000,
+        description="How near (metres, or cooldown_deg of bearing without a ground fix) counts as the same"
+        " place for the cooldown. Too low: one false candidate is looked at repeatedly; too high: nearby"
+        " candidates are skipped.",
+    )
+    cooldown_deg: float = Field(1.0, ge=0, le=180, description="Bearing difference that counts as the same"
+                                " place for candidates without a ground fix.")
+
+
 class PatrolConfig(Strict):
     """A preset tour. A camera without one is fixed: a tour of one preset at its pan/tilt/hfov."""
 
@@ -170,6 +255,7 @@ class PatrolConfig(Strict):
     simulated_speed_deg_s: float = Field(
         60.0, gt=0, le=1000, description="Simulated driver only: pan/tilt speed used to time moves."
     )
+    look: LookConfig = Field(default_factory=LookConfig, description="Look closer at uncertain candidates.")
 
 
 class OnvifConfig(Strict):
@@ -327,6 +413,9 @@ class CameraConfig(Strict):
     def _patrol_needs_driver(self) -> CameraConfig:
         if self.patrol is not None and self.patrol.driver == "onvif" and self.onvif is None:
             raise ValueError("patrol.driver onvif needs an `onvif:` section (host, credentials)")
+        if (self.patrol is not None and self.patrol.look.enabled and self.patrol.driver == "onvif"
+                and not self.zoom_hfov):
+            raise ValueError("patrol.look through ONVIF needs zoom_hfov (the lens's zoom -> field of view table)")
         if self.patrol is not None and self.view_reference_path is not None:
             raise ValueError("with a patrol, give reference_image per preset, not view_reference_path")
         return self

@@ -97,6 +97,10 @@ class Daemon:
         self.sources = {
             cam.id: make_source(cam, on_status=self._on_status) for cam in config.cameras if cam.enabled
         }
+        self.lookers = self._make_lookers()
+        if self.lookers:  # candidates below the alert thresholds must reach the look-closer
+            floor = min(lk.cfg.look_score for lk in self.lookers.values())
+            self.score_floor = floor if self.score_floor is None else min(self.score_floor, floor)
         from prometheus_client import CollectorRegistry
 
         from pipeline.ops import Metrics, PipelineCollector, SystemdNotifier
@@ -118,6 +122,21 @@ class Daemon:
         )
         self.pool = InferencePool(self.batcher, [partial(self._detect, d) for d in self.detectors],
                                   self.stop_event)
+
+    def _make_lookers(self) -> dict[str, Any]:
+        """A look-closer for every patrolling camera with ``patrol.look.enabled`` (docs/PATROL.md)."""
+        from pipeline.look import LookCloser
+        from pipeline.sources import PatrolController
+
+        lookers: dict[str, Any] = {}
+        thresholds = self.config.detector.score_threshold
+        for cid, src in self.sources.items():
+            cam = src.cam
+            if cam.patrol is None or not cam.patrol.look.enabled or not isinstance(src.pointing, PatrolController):
+                continue
+            lookers[cid] = LookCloser(cam, cam.patrol.look, src.pointing, self.analyzer.cameras[cid].model,
+                                      thresholds.for_class, self.config.alerts.confirm_hits)
+        return lookers
 
     # -- health and metrics (read from the HTTP thread; plain reads of counters, no locks needed) ----------
     def snapshot(self) -> dict[str, Any]:
@@ -237,10 +256,16 @@ class Daemon:
         out: list[Detections] = detector.detect_frames(batch, score_floor=self.score_floor)
         return out
 
-    def _analyse(self, frame: Frame, dets: Detections) -> list[AlertEvent]:
-        """One frame through the analyzer; a fault in it costs that frame, never the daemon (logged, counted)."""
+    def _analyse(self, frame: Frame, dets: Detections, all_dets: Detections | None = None) -> list[AlertEvent]:
+        """One frame through the analyzer (and the look-closer, which sees ``all_dets``, the low scores
+        too); a fault in it costs that frame, never the daemon (logged, counted)."""
         try:
             events = self.analyzer.process(frame, dets)
+            looker = self.lookers.get(frame.camera_id)
+            if looker is not None:
+                state = self.analyzer.cameras[frame.camera_id]
+                looker.observe(frame, dets if all_dets is None else all_dets, events, len(state.events.events),
+                               state.events.rules)
         except Exception:
             self.stats.analysis_errors += 1
             if self.stats.analysis_errors <= 3 or self.stats.analysis_errors % 100 == 0:
@@ -273,9 +298,10 @@ class Daemon:
         self.stats.frames += len(frames)
         for frame, det in zip(frames, dets, strict=True):
             shown = self.detector.above_threshold(det) if self.score_floor is not None else det
-            events = self._analyse(frame, shown)
+            events = self._analyse(frame, shown, det)
             if self.harvester is not None:
-                self.harvester.consider(frame, det, events)
+                low = self.config.harvest.low_score_min
+                self.harvester.consider(frame, det if self.lookers == {} else det.subset(det.score >= low), events)
 
     def run(self) -> int:
         if self.config.ops.http_port is not None:

@@ -33,6 +33,15 @@ CAMERA_COUNTERS = {
     "stalls_total": "Times the watchdog found the stream stalled.",
     "decode_errors_total": "Packets the decoder could not decode.",
     "frames_concealed_total": "Frames the decoder concealed (or predicted from one): never analysed.",
+    "tours_total": "Patrol tours completed (all presets visited once).",
+    "looks_total": "Looks closer started (docs/PATROL.md).",
+    "looks_confirmed_total": "Looks closer that confirmed their candidate with an alert.",
+    "looks_rejected_total": "Looks closer that found no alert in their frames.",
+    "looks_timed_out_total": "Looks closer ended by max_dwell_s before the analysis decided.",
+    "looks_refused_total": "Looks asked while the patrol could not take one (busy, moving, tour limit).",
+    "look_candidates_total": "Frames with a candidate for a look closer.",
+    "looks_skipped_cooldown_total": "Candidates not looked at: a look at the same place within cooldown_s.",
+    "looks_skipped_alert_open_total": "Candidates not looked at: an alert of the camera was open.",
 }
 CAMERA_GAUGES = {
     "fps_in": "Current input frames per second.",

@@ -11,10 +11,12 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.alerts.outbox import Message, Outbox
 from pipeline.alerts.payload import SnapshotRef, build_event, encode, events_topic, snapshot_topic
 from pipeline.alerts.retention import SnapshotRetention
-from pipeline.alerts.snapshot import outlines_xy, render, write_jpeg
+from pipeline.alerts.snapshot import beside, outlines_xy, render, write_jpeg
 from pipeline.config import CameraConfig, Config
 from pipeline.events.persist import event_state
 from pipeline.logs import get_logger
@@ -63,6 +65,11 @@ class AlertSink:
             image_wh = event.frame.wh
             label = f"{event.class_name} {event.score:.2f}" + (f" {event.zone.name}" if event.zone else "")
             drawn = render(event.frame.image_bgr, event.xyxy, label, outlines_xy(event.zone_outline_xy))
+            wide = event.extra.get("look_wide_bgr")
+            if isinstance(wide, np.ndarray) and wide.ndim == 3:  # a look closer: the wide view on the right
+                box = event.extra.get("look_wide_xyxy")
+                wide_xyxy = tuple(float(v) for v in box) if isinstance(box, tuple | list) else (0.0, 0.0, 0.0, 0.0)
+                drawn = beside(drawn, render(wide, wide_xyxy, "wide view"))
             day = time.strftime("%Y%m%d", time.gmtime(event.frame.t_capture))  # the day the picture was taken
             path = self.snapshot_dir / day / f"{_SAFE_ID.sub('_', event.alert_id)}-{seq:04d}.jpg"
             try:

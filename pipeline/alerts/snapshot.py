@@ -78,6 +78,16 @@ def render(
     return img
 
 
+def beside(left_bgr: NDArray[np.uint8], right_bgr: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Two pictures side by side, the right one scaled to the left one's height (a look's zoomed view on
+    the left, so the event's box coordinates stay those of the left picture)."""
+    h = left_bgr.shape[0]
+    if right_bgr.shape[0] != h:
+        w = max(1, round(right_bgr.shape[1] * h / right_bgr.shape[0]))
+        right_bgr = np.asarray(cv2.resize(right_bgr, (w, h), interpolation=cv2.INTER_AREA), np.uint8)
+    return np.ascontiguousarray(np.hstack([left_bgr, right_bgr]))
+
+
 def write_jpeg(path: Path, image_bgr: NDArray[np.uint8], quality: int) -> SnapshotFile:
     """Encode and write atomically (temp file, fsync, rename, fsync the folder): on disk before the outbox commit."""
     ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

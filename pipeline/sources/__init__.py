@@ -11,13 +11,23 @@ from __future__ import annotations
 from pipeline.config import CameraConfig
 from pipeline.sources.base import STATUSES, FrameGate, Source, StatusCallback
 from pipeline.sources.file_source import FileSource
-from pipeline.sources.patrol import PatrolController, Pointing, PtzDriver, SimulatedDriver, preset_pose
+from pipeline.sources.patrol import (
+    LOOK_PRESET,
+    LookRequest,
+    PatrolController,
+    Pointing,
+    PtzDriver,
+    SimulatedDriver,
+    preset_pose,
+)
 from pipeline.sources.rtsp import RtspSource
 from pipeline.sources.slot import LatestFrameSlot
 from pipeline.sources.view_check import ViewChecker, ViewGuard, load_reference
 from pipeline.types import Pose
 
 __all__ = [
+    "LOOK_PRESET",
+    "LookRequest",
     "STATUSES",
     "FileSource",
     "FrameGate",
@@ -42,12 +52,14 @@ def make_pointing(cam: CameraConfig, driver: PtzDriver | None = None) -> Pointin
         return Pointing(Pose(cam.pan_deg, cam.tilt_deg, cam.hfov_deg, cam.roll_deg, None))
     if driver is None:
         if cam.patrol.driver == "simulated":
-            driver = SimulatedDriver(cam.patrol.simulated_speed_deg_s)
+            driver = SimulatedDriver(cam.patrol.simulated_speed_deg_s, hfov_deg=cam.hfov_deg)
         else:
             from pipeline.sources.onvif_driver import OnvifDriver
 
             driver = OnvifDriver(cam)
-    return PatrolController(cam, cam.patrol.presets, driver, cam.patrol.move_timeout_s)
+    look = cam.patrol.look
+    return PatrolController(cam, cam.patrol.presets, driver, cam.patrol.move_timeout_s,
+                            look.max_per_tour if look.enabled else 0)
 
 
 def make_view_guard(cam: CameraConfig) -> ViewGuard | None:
