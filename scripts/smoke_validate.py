@@ -78,6 +78,17 @@ def spec_for(seed: int, mirror: bool) -> PlumeSpec:
     )
 
 
+def jitter(frames: list[tuple[float, np.ndarray]], px: float) -> list[tuple[float, np.ndarray]]:
+    """Each frame shifted by a random (dx, dy) of up to ``px`` pixels: a PTZ head back at its preset."""
+    rng = np.random.default_rng(11)
+    out = []
+    for t, img in frames:
+        dx, dy = rng.uniform(-px, px, 2)
+        m = np.asarray([[1, 0, dx], [0, 1, dy]], np.float32)
+        out.append((t, cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REPLICATE)))
+    return out
+
+
 def spec_mirrored(name: str) -> bool:
     return name.endswith("-mirrored")
 
@@ -167,6 +178,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="write every figure here (JSON)")
     ap.add_argument("--shared", type=Path, default=SHARED, help=f"the shared data folder (default {SHARED})")
     ap.add_argument("--opacity", type=float, help="every plume's peak opacity (the detection limit sweep)")
+    ap.add_argument("--jitter-px", type=float, default=0.0,
+                    help="shift every frame by a random offset of up to this many pixels (PTZ pose error)")
     ap.add_argument("--only", help="run only the sequences whose name contains this")
     ap.add_argument("--set-knob", action="append", default=[], help="smoke config NAME=VALUE (repeatable)")
     args = ap.parse_args()
@@ -183,6 +196,8 @@ def main() -> int:
         if args.only and args.only not in item["name"]:
             continue
         frames = item["frames"]()
+        if args.jitter_px > 0:
+            frames = jitter(frames, args.jitter_px)
         h, w = frames[0][1].shape[:2]
         spec = item.get("spec")
         if spec is not None and args.opacity is not None:

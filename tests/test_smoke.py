@@ -89,3 +89,19 @@ def test_the_base_is_known_to_a_tile() -> None:
     sigma = stage.base_sigma((1920, 1080), PoseSigma(pixel_px=2.0))
     assert sigma.pixel_px == pytest.approx(8 * 1920 / 640)
     assert stage.base_sigma((1920, 1080), PoseSigma(pixel_px=40.0)).pixel_px == 40.0
+
+
+@pytest.mark.parametrize("max_grey, alerts", [(250.0, False), (256.0, True)])
+def test_blown_out_glare_is_not_smoke(max_grey: float, alerts: bool) -> None:
+    """A growing saturated white disc at ground level (glare creeping with the sun): refused by max_grey,
+    found without it (so the rule is what refuses it)."""
+    import cv2
+
+    frames = []
+    for t, img in views():
+        if t > 0:
+            img = img.copy()
+            cv2.circle(img, (WH[0] // 2, int(0.55 * WH[1])), int(6 + 3 * t / 60), (255, 255, 255), -1)
+        frames.append((t, img))
+    out = play(frames, SmokeConfig(max_grey=max_grey))
+    assert (first_plume_t(out) is not None) == alerts

@@ -59,6 +59,12 @@ class SmokeConfig(BaseModel):
         description="Most colour saturation (max-min of B, G, R, levels) of a smoke tile. Too low: smoke lit"
         " by a low sun is missed; too high: coloured objects (cars, roofs, flowers) pass.",
     )
+    max_grey: float = Field(
+        250.0, ge=0.0, le=256,
+        description="A candidate with a tile at least this bright (mean grey, 0-255) is glare (the sun, a"
+        " specular reflection, a blown-out sky), never smoke (256: off). Too low: a white plume in full sun"
+        " is missed; too high: glare that creeps with the sun becomes a candidate.",
+    )
     horizon_margin_tiles: int = Field(
         2, ge=0, le=50,
         description="A candidate's base may lie this many tiles above the estimated horizon. Too low: a plume"

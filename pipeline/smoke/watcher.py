@@ -238,6 +238,8 @@ class ViewWatcher:
         global_noise = float(np.median(np.abs(tiles[valid]))) * 1.4826 if valid.any() else NOISE_FLOOR
         z = np.asarray(tiles / np.maximum(noise, global_noise), np.float32)
         chroma_t = cv2.resize(chroma[: rows * tile, : cols * tile], (cols, rows), interpolation=cv2.INTER_AREA)
+        grey_t = np.asarray(cv2.resize(cur[: rows * tile, : cols * tile], (cols, rows),
+                                       interpolation=cv2.INTER_AREA), np.float32)
         mask = valid & (z > cfg.z_threshold) & (tiles > cfg.min_brightening) & (chroma_t < cfg.max_chroma)
         share = float(mask.sum()) / max(1, int(valid.sum()))
         horizon = horizon_rows(ref, tile, top_rows * tile)
@@ -249,7 +251,7 @@ class ViewWatcher:
             return Analysis(t_s, False, "warm-up: learning the usual change", [], horizon)
         if share > cfg.max_changed_share:
             return Analysis(t_s, False, f"global change: {share:.0%} of tiles", [], horizon)
-        comps = self._components(mask, z, horizon)
+        comps = self._components(mask, z, horizon, grey_t)
         self._track(comps, t_s)
         return Analysis(t_s, True, "", comps, horizon)
 
@@ -260,8 +262,8 @@ class ViewWatcher:
         while self.history and t_s - self.history[0][0] > cfg.ref_max_age_s:
             self.history.popleft()
 
-    def _components(self, mask: NDArray[np.bool_], z: NDArray[np.float32],
-                    horizon: NDArray[np.float32]) -> list[Component]:
+    def _components(self, mask: NDArray[np.bool_], z: NDArray[np.float32], horizon: NDArray[np.float32],
+                    grey_t: NDArray[np.float32]) -> list[Component]:
         tile = self.cfg.tile_px
         m = np.asarray(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)), np.uint8)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
@@ -272,6 +274,8 @@ class ViewWatcher:
             own = sel & mask
             if not own.any():
                 continue
+            if float(grey_t[own].max()) >= self.cfg.max_grey:
+                continue  # a blown-out tile in it: glare (the sun, a reflection), not smoke
             ys, xs = np.nonzero(own)
             yb = int(ys.max())
             xb = float(xs[ys == yb].mean())
