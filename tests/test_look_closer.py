@@ -214,3 +214,88 @@ def test_a_12_px_machine_is_confirmed_by_a_look_and_a_false_candidate_is_rejecte
     assert 'minewatch_camera_looks_total{camera="vt"} 2.0' in metrics
     assert 'minewatch_camera_looks_confirmed_total{camera="vt"} 1.0' in metrics
     assert 'minewatch_camera_looks_rejected_total{camera="vt"} 1.0' in metrics
+
+
+def test_a_look_through_onvif_pans_tilts_and_zooms_the_virtual_onvif_camera(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ONVIF path: the controller's look is an AbsoluteMove with Zoom to ipycam's virtual ONVIF camera,
+    whose position drives the virtual tower's view over RTSP; the shipped model sees the 12 px stand-in at
+    the look's zoom, and the way back restores the preset's zoom."""
+    pytest.importorskip("ipycam", reason="dev extra: ipycam (virtual ONVIF camera) not installed")
+    pytest.importorskip("onvif", reason="extra `onvif` (onvif-zeep-async) not installed")
+    if not rtsp_server_available():
+        pytest.fail("gst-rtsp-server is not installed: run `bash scripts/setup.sh --dev`")
+    from pipeline.config import CameraConfig, DetectorConfig
+    from pipeline.detect.onnx_detector import OnnxDetector
+    from pipeline.geo.camera import hfov_for_zoom
+    from pipeline.look import look_pose, zoom_for_hfov
+    from pipeline.sources import LookRequest, make_source
+    from pipeline.sources.onvif_driver import azimuth_to_onvif_x, onvif_x_to_azimuth, onvif_y_to_tilt
+    from tests.rtsp_fixture import FAST
+    from tests.test_sources_onvif import VirtualOnvifCamera
+
+    monkeypatch.chdir(tmp_path)  # ipycam keeps its presets in ./ptz_presets.json
+    monkeypatch.setenv("MW_TEST_ONVIF_PW", "pw-onvif-123")
+    port = free_port()
+    virtual = VirtualOnvifCamera(port, "admin", "pw-onvif-123")
+    zoom_table = [(0.01, WIDE_HFOV_DEG), (1.0, 1.5)]
+    onvif = {"host": "127.0.0.1", "port": port, "username": "admin", "password_env": "MW_TEST_ONVIF_PW",
+             "pan_zero_azimuth_deg": 0.0, "pan_deg_at_minus1": -180.0, "pan_deg_at_plus1": 180.0,
+             "tilt_deg_at_minus1": -90.0, "tilt_deg_at_plus1": 90.0, "blind_move_s": 0.5}
+
+    def camera(source: str) -> CameraConfig:
+        return CameraConfig.model_validate({
+            "id": "ptz", "source": source, **TOWER, "hfov_deg": WIDE_HFOV_DEG, "zoom_hfov": zoom_table,
+            "analysis_fps": 3.0, "reader": FAST, "onvif": onvif,
+            "patrol": {"driver": "onvif", "look": {"enabled": True, "max_per_tour": 1},
+                       "presets": [{"name": "C", "pan_deg": dict(TOUR)["C"], "tilt_deg": TILT_DEG,
+                                    "settle_s": 0.3, "dwell_s": 60.0}]}})
+
+    def view() -> tuple[float, float, float]:
+        state = virtual.ptz.get_status()
+        cfg = camera("rtsp://x/y").onvif
+        assert cfg is not None
+        return (onvif_x_to_azimuth(state["pan"], cfg), onvif_y_to_tilt(state["tilt"], cfg),
+                hfov_for_zoom(zoom_table, state["zoom"]))
+
+    tower, _ = make_tower(camera("rtsp://x/y"))
+    stream = TowerStream(tower, view, fps=5).start()
+    cam = camera(stream.url)
+    src = make_source(cam)
+    pointing = src.pointing
+    assert isinstance(pointing, PatrolController)
+    looked: list[Any] = []
+    try:
+        src.start()
+        assert wait_until(lambda: src.status == "online" and pointing.state.state == "dwelling", 20)
+        wide = tower.pose(dict(TOUR)["C"], TILT_DEG, WIDE_HFOV_DEG)
+        box = tower.object_box(tower.objects[0], wide)  # the truth, 12 px
+        assert box is not None
+        pose = look_pose(tower.model, wide, tower.wh, box, 120.0, 1.5)
+        zoom = zoom_for_hfov(zoom_table, pose.hfov_deg)
+        assert pointing.request_look(LookRequest(1, pose.pan_deg, pose.tilt_deg, pose.hfov_deg, zoom, 0.5, 10.0,
+                                                 "test")) is None
+        deadline = time.monotonic() + 15
+        while len(looked) < 3 and time.monotonic() < deadline:
+            frame = src.slot.get(0.2)
+            if frame is not None and frame.pose.preset == LOOK_PRESET:
+                looked.append(frame)
+        state = virtual.ptz.get_status()
+        assert state["pan"] == pytest.approx(azimuth_to_onvif_x(pose.pan_deg, cam.onvif), abs=1e-4)  # type: ignore[arg-type]
+        assert state["zoom"] == pytest.approx(zoom, abs=1e-4)
+        assert pointing.end_look(1, "rejected")
+        assert wait_until(lambda: pointing.state.preset == "C" and pointing.state.state == "dwelling", 10)
+        # the preset names no zoom: the way back sets the lens's zoom for the preset's field of view
+        assert virtual.ptz.get_status()["zoom"] == pytest.approx(0.01, abs=1e-4)
+    finally:
+        src.stop()
+        stream.stop()
+        virtual.close()
+    assert len(looked) == 3 and pointing.look_counts["rejected"] == 1
+    detector = OnnxDetector(DetectorConfig(model_path=ROOT / "models" / "minewatch-starter.onnx",
+                                           providers=["CPUExecutionProvider"]), intra_op_threads=1)
+    dets = detector.detect_frames(looked[-1:])[0]
+    w, h = tower.wh
+    centred = [float(s) for n, s, b in zip(dets.class_names(), dets.score, dets.xyxy, strict=True)
+               if n == "person" and abs((b[0] + b[2]) / 2 - w / 2) < 20 and abs((b[1] + b[3]) / 2 - h / 2) < 20]
+    assert centred and max(centred) >= 0.5, (dets.class_names(), dets.score, dets.xyxy)

@@ -37,6 +37,12 @@ def tilt_to_onvif_y(tilt_deg: float, cfg: OnvifConfig) -> float:
     return max(-1.0, min(1.0, -1.0 + 2.0 * (tilt_deg - a) / (b - a)))
 
 
+def onvif_y_to_tilt(y: float, cfg: OnvifConfig) -> float:
+    """ONVIF generic tilt y in [−1, 1] → tilt (degrees, up positive): the inverse of :func:`tilt_to_onvif_y`."""
+    a, b = cfg.tilt_deg_at_minus1, cfg.tilt_deg_at_plus1
+    return a + (y + 1.0) / 2.0 * (b - a)
+
+
 def onvif_x_to_azimuth(x: float, cfg: OnvifConfig) -> float:
     a, b = cfg.pan_deg_at_minus1, cfg.pan_deg_at_plus1
     return (cfg.pan_zero_azimuth_deg + a + (x + 1.0) / 2.0 * (b - a)) % 360.0
