@@ -22,7 +22,8 @@ set of thresholds fits a 5 kW shop and a 2 MW plant.
   and the median excess ``≥ step_min_excess_frac`` of the scale; it starts at the first hour of the rise
   and ends when a day's median z falls under ``step_z/2``, or after ``step_absorb_days`` when the new level
   becomes the baseline.
-- ``sudden_return``: after at least ``idle_days`` idle (≤ ``max(idle_kwh_h, idle_frac·scale)``), the meter
+- ``sudden_return``: after at least ``idle_days`` idle (≤ ``max(idle_kwh_h, idle_frac·scale)``; holiday
+  hours do not count, so the Spring Festival stop and the restart after it are not a return), the meter
   draws more for ``return_min_hours`` of the next 24 hours. The baseline restarts from there.
 
 The detection needs ``baseline_min_samples`` weeks of history before it judges night use or steps.
@@ -268,7 +269,7 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
         for i in range(a, b):
             if finite[i]:
                 if x[i] <= idle_thr or i < return_until:
-                    if i >= return_until:
+                    if i >= return_until and not holiday[i]:  # a holiday stop is expected: not counted
                         idle_hours += 1
                 elif idle_hours >= th.idle_days * 24:
                     ahead = x[i:i + 24]
