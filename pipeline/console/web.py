@@ -39,6 +39,7 @@ from pipeline.console.mapdata import (
 )
 from pipeline.console.operators import LOGIN_WINDOW_S
 from pipeline.console.roles import Roles, register_role_checks
+from pipeline.console.stats import register_stats
 from pipeline.console.store import AlertListRow, Store
 from pipeline.logs import get_logger
 
@@ -375,8 +376,10 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
             closed_only=closed_only,
         )
 
-    register_clue_api(app, ClueRegister(store.db, config.fusion), zones)  # issue 18: clues fused into cases
-    register_role_checks(app, Roles(store.db), lambda name: store.operators.get(name) is not None)  # issue 18.5
+    clue_register = ClueRegister(store.db, config.fusion)  # issue 18: clues fused into cases, roles, statistics
+    register_clue_api(app, clue_register, zones)
+    register_role_checks(app, Roles(store.db), lambda name: store.operators.get(name) is not None)
+    register_stats(app, store.db, clue_register.sync_alerts)
     return app
 
 
