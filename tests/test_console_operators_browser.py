@@ -140,6 +140,19 @@ def test_operators_page_labels_paging_new_pins_ellipse_notice_csv(
             expect(page.locator("#more")).to_be_hidden()
             expect(page.locator("#alerts li.fresh")).to_have_count(0)  # older than the reload: not new
 
+            # a broken event (Infinity is not JSON) is refused: the page still works and shows it in the quarantine
+            bad = json.dumps(event("bad-1", 38.7, 111.6)).replace('"lat": 38.7,', '"lat": Infinity,', 1)
+            assert "Infinity" in bad
+            pub.publish(f"minewatch/{BOX}/events", bad, qos=1).wait_for_publish(5)
+            expect(page.locator("#quarantine-count")).to_have_text("1", timeout=10000)
+            expect(page.locator("#quarantine-btn")).to_have_class(re.compile(r"\bwarn\b"))
+            page.click("#quarantine-btn")
+            row = page.locator("#quarantine-table tbody tr")
+            expect(row).to_have_count(1)
+            expect(row).to_contain_text("Infinity is not a JSON number")
+            page.keyboard.press("Escape")
+            expect(page.locator('#alerts li[data-alert-id="bad-1"]')).to_have_count(0)
+
             # this test's broker is Mosquitto's default: the page says its queue is too small
             expect(page.locator("#broker-warning")).to_be_visible(timeout=90000)
             assert errors == [], errors
