@@ -179,14 +179,15 @@ def test_a_12_px_machine_is_confirmed_by_a_look_and_a_false_candidate_is_rejecte
     truth_en = at(TRUTH_BEARING_DEG, TRUTH_RANGE_M)
     east, north = model.frame.to_local_m(alert.fix.lat, alert.fix.lon)
     err_look = math.dist((float(east), float(north)), truth_en)
-    wide_xyxy = alert.extra["look_wide_xyxy"]
+    assert "look_wide_bgr" not in alert.extra  # the picture went into the snapshot, not the message
+    wide_xyxy = alert.extra["look"]["wide_xyxy"]  # type: ignore[index]
     wide_pose = tower.pose(dict(TOUR)["C"], TILT_DEG, WIDE_HFOV_DEG)
     wide_fix = model.locate(wide_pose, tower.wh, np.array([[(wide_xyxy[0] + wide_xyxy[2]) / 2, wide_xyxy[3]]]))[0]
     assert wide_fix is not None
     we, wn = model.frame.to_local_m(wide_fix.lat, wide_fix.lon)
     err_wide = math.dist((float(we), float(wn)), truth_en)
     print(f"backdrop {backdrop}: wide box {wide_xyxy[3] - wide_xyxy[1]:.1f} px score"
-          f" {alert.extra['look']['wide_score']}, look hfov {alert.extra['look']['look_hfov_deg']:.2f}°, box"
+          f" {alert.extra['look']['wide_score']}, look hfov {alert.extra['look']['look_hfov_deg']:.2f}°, box"  # type: ignore[index]
           f" {alert.xyxy[3] - alert.xyxy[1]:.0f} px score {alert.score:.2f}; location error look {err_look:.2f} m,"
           f" wide {err_wide:.2f} m (wide 90 % ellipse {wide_fix.semi_major_m:.1f} m)")
     assert err_look <= max(err_wide, 0.5) and err_look <= wide_fix.semi_major_m
@@ -194,7 +195,18 @@ def test_a_12_px_machine_is_confirmed_by_a_look_and_a_false_candidate_is_rejecte
     assert all(e.fix is None or math.dist(model.frame.to_local_m(e.fix.lat, e.fix.lon), false_en) > 20
                for e in events)
 
-    # 3. the snapshot shows the zoomed view beside the wide one
+    # 3. the message in the outbox says it came from a look; the snapshot shows the zoomed view beside the wide one
+    from pipeline.alerts import Outbox
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    try:
+        rows = [r for r in outbox.pending(1000) if r.kind == "event" and r.alert_id == alert.alert_id]
+    finally:
+        outbox.close()
+    first = json.loads(min(rows, key=lambda r: r.seq).payload or b"{}")
+    assert first["type"] == "new" and first["extra"]["look"]["look_id"] == 2
+    assert "look_wide_bgr" not in first["extra"]
+
     snaps = sorted((tmp_path / "snapshots").rglob("*.jpg"))
     assert snaps
     image = cv2.imread(str(snaps[0]))

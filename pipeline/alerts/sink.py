@@ -65,9 +65,10 @@ class AlertSink:
             image_wh = event.frame.wh
             label = f"{event.class_name} {event.score:.2f}" + (f" {event.zone.name}" if event.zone else "")
             drawn = render(event.frame.image_bgr, event.xyxy, label, outlines_xy(event.zone_outline_xy))
-            wide = event.extra.get("look_wide_bgr")
+            wide = event.extra.pop("look_wide_bgr", None)  # the picture goes in the snapshot, not the message
             if isinstance(wide, np.ndarray) and wide.ndim == 3:  # a look closer: the wide view on the right
-                box = event.extra.get("look_wide_xyxy")
+                look = event.extra.get("look")
+                box = look.get("wide_xyxy") if isinstance(look, dict) else None
                 wide_xyxy = tuple(float(v) for v in box) if isinstance(box, tuple | list) else (0.0, 0.0, 0.0, 0.0)
                 drawn = beside(drawn, render(wide, wide_xyxy, "wide view"))
             day = time.strftime("%Y%m%d", time.gmtime(event.frame.t_capture))  # the day the picture was taken

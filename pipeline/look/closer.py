@@ -12,8 +12,9 @@ before the frame's events are sent):
   (:func:`pipeline.look.geometry.look_pose`); frames at the look carry the preset name ``~look`` and go
   through the normal analysis (their own tracker, the same rules and confirmation);
 * the look is *confirmed* when one of its frames opens (or updates) an alert of the candidate's class: that
-  alert carries the wide frame and box (``extra["look_wide_bgr"]``, ``extra["look_wide_xyxy"]``) and its
-  snapshot shows the zoomed view beside the wide one; it is *rejected* after ``frames`` look frames
+  alert carries ``extra["look"]`` (look id, the wide preset, score, box and field of view, the look's field
+  of view; sent in the MQTT message) and the wide picture (``extra["look_wide_bgr"]``, which the sink takes
+  out), and its snapshot shows the zoomed view beside the wide one; it is *rejected* after ``frames`` look frames
   (at least ``alerts.confirm_hits``) without one. Either way the controller returns to its tour.
 """
 
@@ -177,12 +178,12 @@ class LookCloser:
         for event in emitted:
             if event.type in ("new", "update") and event.class_name == look.candidate.class_name \
                     and event.preset == LOOK_PRESET:
-                event.extra["look_wide_bgr"] = look.wide_bgr
-                event.extra["look_wide_xyxy"] = look.candidate.xyxy
+                event.extra["look_wide_bgr"] = look.wide_bgr  # for the snapshot only (the sink takes it out)
                 event.extra["look"] = {"look_id": look.look_id, "wide_preset": look.wide_frame.pose.preset,
                                        "wide_score": round(look.candidate.score, 3),
-                                       "wide_hfov_deg": look.wide_frame.pose.hfov_deg,
-                                       "look_hfov_deg": frame.pose.hfov_deg}
+                                       "wide_xyxy": [round(v, 1) for v in look.candidate.xyxy],
+                                       "wide_hfov_deg": round(look.wide_frame.pose.hfov_deg, 3),
+                                       "look_hfov_deg": round(frame.pose.hfov_deg, 3)}
                 self.pointing.end_look(look.look_id, "confirmed")
                 self.log.info("look %d confirmed: alert %s (%s %.2f) after %d frame(s)", look.look_id,
                               event.alert_id, event.class_name, event.score, look.frames)
