@@ -214,3 +214,28 @@ def test_a_closed_case_is_not_rewritten_by_a_later_update(ingestor: Ingestor, br
         assert reopened is not None and (reopened["class"], reopened["seq"]) == ("truck", 4)
     finally:
         pub.loop_stop()
+
+
+def test_a_register_written_before_validation_still_gives_standard_json(
+    tmp_path: Path, client_factory: Callable[[Ingestor], Any], broker: Broker
+) -> None:
+    """A row stored by an older console (no validation) with Infinity / NaN: the API answers standard JSON."""
+    from dataclasses import replace
+
+    from pipeline.console.ingest import parse_event
+
+    ing = make_ingestor(tmp_path, broker, "old", share_group=None)
+    try:
+        record = parse_event(json.dumps(make_event("old-inf")).encode())
+        payload = {**record.payload, "score": float("nan")}
+        payload["location"] = {**payload["location"], "lat": float("inf")}
+        ing.store.ingest_event(replace(record, lat=float("inf"), score=float("nan"), payload=payload))
+        client = client_factory(ing)
+        for path in ("/api/alerts", "/api/alerts/old-inf"):
+            resp = client.get(path)
+            assert resp.status_code == 200, path
+            strict_json(resp.get_data(as_text=True))  # raises on NaN / Infinity
+        (alert,) = strict_json(client.get("/api/alerts").get_data(as_text=True))["alerts"]
+        assert alert["lat"] is None
+    finally:
+        ing.stop()

@@ -10,6 +10,7 @@ so changes made through any console sharing the register show up on every page.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.wrappers import Response as WResponse
 
 from pipeline.console import auth
@@ -65,7 +67,8 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.web.session_hours),
         JSON_AS_ASCII=False,
     )
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json = StandardJSONProvider(app)
+    app.json.ensure_ascii = False
     zones: list[dict[str, Any]] = []
     for box in config.boxes:
         zones += load_zone_features(box.zones, box.id)
@@ -381,6 +384,30 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
     register_role_checks(app, Roles(store.db), lambda name: store.operators.get(name) is not None)
     register_stats(app, store.db, clue_register.sync_alerts)
     return app
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class StandardJSONProvider(DefaultJSONProvider):
+    """Standard JSON only: a NaN or Infinity (in a register written before messages were validated) becomes
+    null instead of making the browser's JSON.parse fail for every operator."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("ensure_ascii", self.ensure_ascii)
+        kwargs.setdefault("sort_keys", self.sort_keys)
+        kwargs.setdefault("default", self.default)
+        try:
+            return json.dumps(obj, allow_nan=False, **kwargs)
+        except ValueError:
+            return json.dumps(_finite(obj), allow_nan=False, **kwargs)
 
 
 def script_json(value: Any) -> str:
