@@ -187,7 +187,8 @@ class LookConfig(Strict):
         1.0,
         ge=0.6,
         lt=180,
-        description="Narrowest field of view the lens reaches (degrees): a look never zooms tighter. Too low"
+        description="Narrowest field of view a look zooms to (degrees; also never narrower than the zoom_hfov"
+        " table's narrowest). Too low"
         " for the lens: the view is wider than planned (the box stays small); too high: far candidates stay"
         " small.",
     )

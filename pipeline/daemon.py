@@ -276,6 +276,13 @@ class Daemon:
         self._emit(events)
         return events
 
+    def _for_harvest(self, det: Detections, shown: Detections) -> Detections:
+        """What the harvester is owed: its own low-score floor, not the look-closer's lower one."""
+        if not self.lookers:
+            return det
+        harvest = self.config.harvest
+        return det.subset(det.score >= harvest.low_score_min) if harvest.low_score else shown
+
     def _sources_done(self) -> bool:
         return all(src.finished for src in self.sources.values())
 
@@ -300,8 +307,7 @@ class Daemon:
             shown = self.detector.above_threshold(det) if self.score_floor is not None else det
             events = self._analyse(frame, shown, det)
             if self.harvester is not None:
-                low = self.config.harvest.low_score_min
-                self.harvester.consider(frame, det if self.lookers == {} else det.subset(det.score >= low), events)
+                self.harvester.consider(frame, self._for_harvest(det, shown), events)
 
     def run(self) -> int:
         if self.config.ops.http_port is not None:

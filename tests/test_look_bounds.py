@@ -172,3 +172,17 @@ def test_the_controller_goes_back_to_the_interrupted_preset_for_the_rest_of_its_
     assert before + after == pytest.approx(1.0 + 0.05 + 0.05, abs=0.35)  # + the move to C and its settling
     # the driver's view came back to the preset's field of view (the look had zoomed to 3°)
     assert driver.hfov_deg == WIDE_HFOV_DEG
+
+
+@pytest.mark.parametrize(("table", "min_hfov_deg", "expected"), [
+    ([], 1.0, 1.0),  # no lens table: the configured floor
+    ([(0.01, 30.0), (1.0, 5.0)], 1.0, 5.0),  # the lens cannot go below 5°
+    ([(0.01, 30.0), (1.0, 0.8)], 2.0, 2.0),  # the configured floor is the wider
+])
+def test_a_look_never_zooms_tighter_than_the_lens(table: list[tuple[float, float]], min_hfov_deg: float,
+                                                  expected: float) -> None:
+    cam = camera(min_hfov_deg=min_hfov_deg).model_copy(update={"zoom_hfov": table})
+    assert cam.patrol is not None
+    pointing = PatrolController(cam, cam.patrol.presets, SimulatedDriver(), 5.0, 1)
+    closer = LookCloser(cam, cam.patrol.look, pointing, CameraModel.from_config(cam), lambda _c: 0.5)
+    assert closer.min_hfov_deg == expected

@@ -71,6 +71,8 @@ class LookCloser:
         self.model = model
         self.threshold_of = threshold_of
         self.frames_needed = max(cfg.frames, confirm_hits)
+        # never tighter than the lens: the narrowest field of view of its zoom table, when it has one
+        self.min_hfov_deg = max([cfg.min_hfov_deg] + ([min(h for _, h in cam.zoom_hfov)] if cam.zoom_hfov else []))
         self.log = get_logger("look", cam.id)
         self.active: ActiveLook | None = None
         self._next_id = 1
@@ -152,7 +154,7 @@ class LookCloser:
         return False
 
     def _request(self, frame: Frame, c: Candidate) -> None:
-        pose = look_pose(self.model, frame.pose, frame.wh, c.xyxy, self.cfg.target_box_px, self.cfg.min_hfov_deg,
+        pose = look_pose(self.model, frame.pose, frame.wh, c.xyxy, self.cfg.target_box_px, self.min_hfov_deg,
                          LOOK_PRESET)
         zoom = zoom_for_hfov(self.cam.zoom_hfov, pose.hfov_deg) if self.cam.zoom_hfov else None
         look_id = self._next_id
