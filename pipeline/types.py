@@ -67,7 +67,9 @@ class Frame:
         px = self.pixels
         if isinstance(px, np.ndarray):
             return px
-        image: NDArray[np.uint8] = np.asarray(px.to_ndarray(format="bgr24"), dtype=np.uint8)
+        from pipeline.sources.scaler import picture_to_bgr
+
+        image = picture_to_bgr(px)
         self.pixels = image  # the decoder's buffer goes back to its pool
         return image
 
@@ -78,9 +80,9 @@ class Frame:
         whoever needs the full image later (a snapshot)."""
         px = self.pixels
         if not isinstance(px, np.ndarray):
-            shrink = wh[0] < px.width
-            return np.asarray(px.to_ndarray(width=wh[0], height=wh[1], format="bgr24",
-                                            interpolation="AREA" if shrink else "BILINEAR"), dtype=np.uint8)
+            from pipeline.sources.scaler import picture_to_bgr  # one scaler context per thread, kept
+
+            return picture_to_bgr(px, wh, "AREA" if wh[0] < px.width else "BILINEAR")
         from pipeline.detect.letterbox import resize_to
 
         return resize_to(px, wh)

@@ -5,7 +5,8 @@ Decodes a 720p25 H.264 clip (the scene of ``scripts/bench_pipeline.py``) with Py
 inflate far less than wall-clock rates — what minewatch does with each decoded frame:
 
 * ``reader``: a camera reader's judgement of one decoded frame (counters, pose, analysis-rate gate,
-  hand-off to the slot), for a frame it skips (not due) and one it hands on (``Source._offer``);
+  hand-off to the slot), for a frame it skips (not due) and one it hands on (``Source._offer``); and its
+  bookkeeping per packet (decode policy, timestamps in seconds);
 * ``worker``: the inference worker's path for one frame at batch 1: YUV → network-size BGR, letterbox into
   the network input, blob, ``session.run``, head decoding and NMS, boxes back to image pixels — reported as
   the whole call, ``session.run`` alone, and the difference (the overhead).
@@ -66,6 +67,26 @@ def bench_worker(model: Path, imgsz: int, vframes: list[Any], rounds: int) -> di
             onnx[0] += time.thread_time() - t0
 
     det.session.run = timed_run  # type: ignore[method-assign]
+    stages: dict[str, float] = {}
+
+    def stage(name: str, fn: Any) -> Any:
+        def timed(*a: Any, **k: Any) -> Any:
+            t0 = time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                stages[name] = stages.get(name, 0.0) + time.thread_time() - t0
+        return timed
+
+    import pipeline.detect.letterbox as lbm
+    import pipeline.detect.onnx_detector as od
+
+    for name in ("blob_into", "place", "to_blob", "decode_yolo", "placement"):
+        if hasattr(od, name):
+            setattr(od, name, stage(name, getattr(od, name)))
+    resized = Frame.resized_bgr
+    Frame.resized_bgr = stage("resized_bgr", resized)  # type: ignore[method-assign]
+    lbm.Letterbox.to_image = stage("to_image", lbm.Letterbox.to_image)  # type: ignore[method-assign]
     pose = Pose(0.0, 0.0, 60.0)
     whole, inside = [], []
     for r in range(rounds + 1):  # round 0 warms up
@@ -77,12 +98,15 @@ def bench_worker(model: Path, imgsz: int, vframes: list[Any], rounds: int) -> di
             whole.append((time.thread_time() - t0) / len(vframes))
             inside.append(onnx[0] / len(vframes))
     over = [w - o for w, o in zip(whole, inside, strict=True)]
-    return {"worker_total_ms": median_ms(whole), "session_run_ms": median_ms(inside),
+    n = len(vframes) * (rounds + 1)
+    Frame.resized_bgr = resized  # type: ignore[method-assign]
+    return {**{f"stage_{k}_ms": round(v * 1000 / n, 4) for k, v in stages.items()},
+            "worker_total_ms": median_ms(whole), "session_run_ms": median_ms(inside),
             "worker_outside_onnx_ms": median_ms(over),
             "worker_outside_onnx_min_ms": round(min(over) * 1000, 4)}
 
 
-def bench_reader(vframes: list[Any], rounds: int) -> dict[str, float]:
+def bench_reader(clip: Path, vframes: list[Any], rounds: int) -> dict[str, float]:
     from pipeline.config import CameraConfig
     from pipeline.sources import make_source
 
@@ -106,6 +130,26 @@ def bench_reader(vframes: list[Any], rounds: int) -> dict[str, float]:
             if r:
                 samples.append((time.thread_time() - t0) / len(vframes))
         out[label] = median_ms(samples)
+    # per packet: the decode policy's bookkeeping and the packet's and its frame's timestamps in seconds
+    import av
+
+    src = make_source(cam)
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size][: len(vframes)]
+        seconds = getattr(src, "_seconds", None)
+        samples = []
+        for r in range(rounds + 1):
+            t0 = time.thread_time()
+            for p in packets:
+                src._observe_packet(stream, p)
+                if seconds is not None:
+                    seconds(stream, p.pts)
+                else:  # the code before the time base was cached
+                    float(p.pts * p.time_base)
+            if r:
+                samples.append((time.thread_time() - t0) / len(packets))
+    out["reader_packet_ms"] = median_ms(samples)
     return out
 
 
@@ -127,7 +171,7 @@ def main() -> int:
     vframes = decoded_frames(clip, args.frames)
     results: dict[str, Any] = {"frames": len(vframes), "rounds": args.rounds, "imgsz": args.imgsz,
                                "wh": [vframes[0].width, vframes[0].height]}
-    results.update(bench_reader(vframes, args.rounds))
+    results.update(bench_reader(clip, vframes, args.rounds))
     results.update(bench_worker(args.model, args.imgsz, vframes, args.rounds))
     text = json.dumps(results, indent=2)
     if args.out:

@@ -24,11 +24,12 @@ class Letterbox:
     def to_image(self, xyxy_net: NDArray[np.float32]) -> NDArray[np.float32]:
         """(N, 4) boxes in network pixels → original-image pixels, clipped to the image."""
         out = np.empty_like(xyxy_net, dtype=np.float32)
-        out[:, [0, 2]] = (xyxy_net[:, [0, 2]] - self.pad_x) / self.scale
-        out[:, [1, 3]] = (xyxy_net[:, [1, 3]] - self.pad_y) / self.scale
         w, h = self.image_wh
-        out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, w)
-        out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, h)
+        xs, ys = out[:, 0::2], out[:, 1::2]  # views: x1, x2 and y1, y2
+        np.divide(xyxy_net[:, 0::2] - self.pad_x, self.scale, out=xs)
+        np.divide(xyxy_net[:, 1::2] - self.pad_y, self.scale, out=ys)
+        np.clip(xs, 0, w, out=xs)
+        np.clip(ys, 0, h, out=ys)
         return out
 
 
@@ -75,13 +76,36 @@ def place(
 ) -> tuple[NDArray[np.uint8], Letterbox]:
     """Pad an image already scaled to :func:`fitted_wh` into the canvas (default: the ``size_px``
     square); ``image_wh`` is the original size, which the returned placement maps boxes back to."""
-    lb = letterbox_params(image_wh, size_px, canvas_wh)
+    lb = placement(image_wh, size_px, canvas_wh)
     cw, ch = canvas_wh or (size_px, size_px)
     new_h, new_w = resized_bgr.shape[:2]
     canvas = np.full((ch, cw, 3), PAD_VALUE, np.uint8)
-    top, left = round(lb.pad_y - 0.1), round(lb.pad_x - 0.1)
+    top, left = int(lb.pad_y), int(lb.pad_x)
     canvas[top : top + new_h, left : left + new_w] = resized_bgr
-    return canvas, Letterbox(lb.scale, float(left), float(top), image_wh)
+    return canvas, lb
+
+
+def placement(image_wh: tuple[int, int], size_px: int, canvas_wh: tuple[int, int] | None = None) -> Letterbox:
+    """Where :func:`place` puts an image of ``image_wh`` scaled to :func:`fitted_wh`: whole-pixel padding."""
+    lb = letterbox_params(image_wh, size_px, canvas_wh)
+    return Letterbox(lb.scale, float(round(lb.pad_x - 0.1)), float(round(lb.pad_y - 0.1)), image_wh)
+
+
+#: the padding as it appears in the network input (the value :func:`to_blob` gives a ``PAD_VALUE`` pixel)
+PAD_UNIT = np.float32(PAD_VALUE) / np.float32(255.0)
+
+
+def blob_into(out_chw: NDArray[np.float32], resized_bgr: NDArray[np.uint8], lb: Letterbox) -> None:
+    """Write one image already scaled to :func:`fitted_wh` straight into its ``(3, H, W)`` slice of the
+    network input, placed as ``lb`` (from :func:`placement`) says: the same values as :func:`to_blob` of
+    :func:`place`'s canvas (RGB, [0, 1], grey padding), without the canvas, the stack and the extra
+    float copies."""
+    out_chw.fill(PAD_UNIT)
+    new_h, new_w = resized_bgr.shape[:2]
+    top, left = int(lb.pad_y), int(lb.pad_x)
+    region = out_chw[:, top : top + new_h, left : left + new_w]
+    region[...] = resized_bgr.transpose(2, 0, 1)[::-1]  # BGR (H, W, 3) → RGB (3, H, W), as float32
+    np.divide(region, np.float32(255.0), out=region)
 
 
 def letterbox(

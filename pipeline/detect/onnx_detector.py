@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from numpy.typing import NDArray
 
 from pipeline.config import DetectorConfig
 from pipeline.detect.decode import decode_yolo
-from pipeline.detect.letterbox import Letterbox, fitted_wh, letterbox, place, rect_canvas_wh, to_blob
+from pipeline.detect.letterbox import Letterbox, blob_into, fitted_wh, placement, rect_canvas_wh, resize_to, to_blob
 from pipeline.errors import UserError
 from pipeline.logs import get_logger
 from pipeline.types import CLASS_INDEX, Detections, Frame
@@ -109,6 +110,7 @@ class OnnxDetector:
         import onnxruntime as ort
 
         self.cfg = cfg
+        self._buffers = threading.local()  # network input arrays, per thread: see _input_buffer
         path = Path(cfg.model_path)
         source = str(path)
         if not path.is_file():
@@ -242,17 +244,18 @@ class OnnxDetector:
         """
         if not images_bgr:
             return []
-        canvases: list[NDArray[np.uint8]] = []
-        boxes: list[Letterbox] = []
         for img in images_bgr:
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"expected (H, W, 3) uint8 BGR images, got {img.shape} {img.dtype}")
-        canvas_wh = self.canvas_wh([(int(img.shape[1]), int(img.shape[0])) for img in images_bgr])
-        for img in images_bgr:
-            canvas, lb = letterbox(img, self.input_size_px, canvas_wh)
-            canvases.append(canvas)
+        sizes = [(int(img.shape[1]), int(img.shape[0])) for img in images_bgr]
+        canvas_wh = self.canvas_wh(sizes)
+        blob = self._input_buffer(len(images_bgr), canvas_wh)
+        boxes: list[Letterbox] = []
+        for i, (img, wh) in enumerate(zip(images_bgr, sizes, strict=True)):
+            lb = placement(wh, self.input_size_px, canvas_wh)
+            blob_into(blob[i], resize_to(img, fitted_wh(wh, self.input_size_px)), lb)
             boxes.append(lb)
-        return self._detect_canvases(canvases, boxes, score_floor)
+        return self._detect_blob(blob, boxes, score_floor)
 
     def canvas_wh(self, images_wh: list[tuple[int, int]]) -> tuple[int, int]:
         """The network input's (width, height) for a batch of images of these sizes: the smallest multiple
@@ -264,25 +267,43 @@ class OnnxDetector:
     def detect_frames(self, frames: Sequence[Frame], score_floor: float | None = None) -> list[Detections]:
         """As :meth:`detect`, for frames: each is scaled to the network input by :meth:`Frame.resized_bgr`
         (a decoded picture goes from YUV to the small BGR image in one pass, and is never converted at
-        full size here)."""
-        canvases: list[NDArray[np.uint8]] = []
+        full size here), and written straight into the network's input array."""
+        if not frames:
+            return []
+        sizes = [frame.wh for frame in frames]
+        canvas_wh = self.canvas_wh(sizes)
+        blob = self._input_buffer(len(frames), canvas_wh)
         boxes: list[Letterbox] = []
-        canvas_wh = self.canvas_wh([frame.wh for frame in frames])
-        for frame in frames:
-            wh = frame.wh
-            resized = frame.resized_bgr(fitted_wh(wh, self.input_size_px))
-            canvas, lb = place(resized, self.input_size_px, wh, canvas_wh)
-            canvases.append(canvas)
+        for i, (frame, wh) in enumerate(zip(frames, sizes, strict=True)):
+            lb = placement(wh, self.input_size_px, canvas_wh)
+            blob_into(blob[i], frame.resized_bgr(fitted_wh(wh, self.input_size_px)), lb)
             boxes.append(lb)
-        return self._detect_canvases(canvases, boxes, score_floor) if frames else []
+        return self._detect_blob(blob, boxes, score_floor)
+
+    def _input_buffer(self, n: int, canvas_wh: tuple[int, int]) -> NDArray[np.float32]:
+        """The network input ``(n, 3, H, W)`` float32, allocated once per thread and input shape and
+        overwritten by every call on that thread (``session.run`` is done with it when it returns)."""
+        buffers: dict[tuple[int, int], NDArray[np.float32]] | None = getattr(self._buffers, "by_wh", None)
+        if buffers is None:
+            buffers = self._buffers.by_wh = {}
+        buf = buffers.get(canvas_wh)
+        if buf is None or buf.shape[0] < n:
+            if len(buffers) >= 8:  # a run of odd sizes (tiles at image edges): keep memory bounded
+                buffers.clear()
+            buf = buffers[canvas_wh] = np.empty((n, 3, canvas_wh[1], canvas_wh[0]), np.float32)
+        return buf[:n]
 
     def _detect_canvases(self, canvases: list[NDArray[np.uint8]], boxes: list[Letterbox],
                          score_floor: float | None) -> list[Detections]:
+        return self._detect_blob(to_blob(canvases), boxes, score_floor)
+
+    def _detect_blob(self, blob: NDArray[np.float32], boxes: list[Letterbox],
+                     score_floor: float | None) -> list[Detections]:
         # a floor lowers the thresholds of mapped classes only: a dropped class (inf) stays dropped, or its
         # boxes would come out with class id -1 (read as the last class, "person")
         thresholds = self._thresholds if score_floor is None else np.where(
             np.isinf(self._thresholds), np.inf, np.minimum(self._thresholds, score_floor)).astype(np.float32)
-        heads = self._run(to_blob(canvases))
+        heads = self._run(blob)
         results: list[Detections] = []
         for head, lb in zip(heads, boxes, strict=True):
             xyxy, score, model_cls = decode_yolo(head, thresholds, self.cfg.iou_threshold, nms_group=self._to_ours)

@@ -88,17 +88,23 @@ class DecodePolicy:
         self.keyframes_only = mode == "keyframes"
         self._last_key_t: float | None = None
         self._intervals: deque[float] = deque(maxlen=5)
+        self._gop_s: float | None = None
         self._packets_t: deque[float] = deque(maxlen=50)
 
     def reset(self) -> None:
         self._last_key_t = None
         self._intervals.clear()
+        self._gop_s = None
         self._packets_t.clear()
         self.keyframes_only = self.mode == "keyframes"
 
     @property
     def gop_s(self) -> float | None:
-        return statistics.median(self._intervals) if len(self._intervals) >= 2 else None
+        return self._gop_s
+
+    def _add_interval(self, dt_s: float) -> None:
+        self._intervals.append(dt_s)  # the median is taken here, once per key frame, not per packet
+        self._gop_s = statistics.median(self._intervals) if len(self._intervals) >= 2 else None
 
     @property
     def stream_fps(self) -> float | None:
@@ -114,7 +120,7 @@ class DecodePolicy:
         self._packets_t.append(t_s)
         if is_key:
             if self._last_key_t is not None and t_s > self._last_key_t:
-                self._intervals.append(t_s - self._last_key_t)
+                self._add_interval(t_s - self._last_key_t)
             self._last_key_t = t_s
         if self.mode != "auto":
             return False
@@ -194,6 +200,8 @@ class Source:
         self._gate = FrameGate(cam.analysis_fps)
         self.policy = DecodePolicy(self.cfg.decode_mode, cam.analysis_fps, self.cfg.stall_s)
         self.clock = StreamClock(self.cfg.max_clock_skew_s)
+        self._tb_stream: VideoStream | None = None  # the stream whose time base _tb_s is (see _seconds)
+        self._tb_s: float | None = None
         # counters
         self.frames_in = HourCounter()
         self.skipped = HourCounter()  # decoded but not due at analysis_fps
@@ -372,8 +380,17 @@ class Source:
     def _apply_policy(self, stream: VideoStream) -> None:
         stream.codec_context.skip_frame = "NONKEY" if self.policy.keyframes_only else "DEFAULT"
 
+    def _seconds(self, stream: VideoStream, pts: int | None) -> float | None:
+        """A timestamp of ``stream`` (a packet's or a decoded frame's: same time base) in seconds. The time
+        base is read once per stream: PyAV builds a ``Fraction`` on every access and multiplying by it costs
+        ~5 µs, twice per frame on every reader thread, holding the GIL."""
+        if stream is not self._tb_stream:
+            self._tb_stream = stream
+            self._tb_s = None if stream.time_base is None else float(stream.time_base)
+        return None if pts is None or self._tb_s is None else pts * self._tb_s
+
     def _observe_packet(self, stream: VideoStream, packet: av.Packet) -> None:
-        t = None if packet.pts is None or packet.time_base is None else float(packet.pts * packet.time_base)
+        t = self._seconds(stream, packet.pts)
         if self.policy.observe(t, packet.is_keyframe):
             self._apply_policy(stream)
             self.log.info(

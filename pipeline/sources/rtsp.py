@@ -109,8 +109,7 @@ class RtspSource(Source):
             self._observe_packet(stream, packet)
             for vframe in self._decode(stream, packet):
                 arrival = time.time()
-                pts_s = None if vframe.pts is None or vframe.time_base is None else float(
-                    vframe.pts * vframe.time_base)
+                pts_s = self._seconds(stream, vframe.pts)
                 self._conn_frames += 1
                 last_frame = time.monotonic()
                 self._offer(vframe, self.clock.capture_time(pts_s, arrival), arrival)
