@@ -43,7 +43,7 @@ from tests.virtual_tower import (
     make_tower,
 )
 
-SPEED_DEG_S, SETTLE_S, DWELL_S, TILT_DEG = 60.0, 0.5, 5.0, -5.0
+SPEED_DEG_S, SETTLE_S, DWELL_S, TILT_DEG = 60.0, 0.5, 6.0, -5.0
 
 
 def zone_file(path: Path) -> Path:
