@@ -105,3 +105,43 @@ def test_blown_out_glare_is_not_smoke(max_grey: float, alerts: bool) -> None:
         frames.append((t, img))
     out = play(frames, SmokeConfig(max_grey=max_grey))
     assert (first_plume_t(out) is not None) == alerts
+
+
+def test_the_network_can_veto_a_plume() -> None:
+    """network_min_score > 0: a plume is confirmed only when the network scores smoke on its crop; asked once
+    when it agrees, again at each analysis while it disagrees."""
+    frames = with_plume(views(), PlumeSpec((0.5, 0.5)), 0.0)
+    cfg = SmokeConfig(network_min_score=0.3)
+    free = first_plume_t(play(frames))
+    assert free is not None
+    for score, expected, asks in ((0.9, free, 1), (0.1, None, None)):
+        asked: list[tuple[float, float, float, float]] = []
+
+        def network(image: np.ndarray, xyxy: tuple[float, float, float, float], s: float = score,
+                    asked: list[tuple[float, float, float, float]] = asked) -> float:
+            asked.append(xyxy)
+            assert image.shape[:2] == (WH[1], WH[0])
+            return s
+
+        watcher = SmokeWatcher(cfg, network)
+        out = {t: watcher.observe(Frame("c", i, t, img, Pose(0, 0, 100))) for i, (t, img) in enumerate(frames)}
+        assert first_plume_t(out) == expected
+        assert len(asked) == asks if asks is not None else len(asked) > 1
+
+
+def test_network_check_runs_the_real_model() -> None:
+    from pipeline.config import DetectorConfig
+    from pipeline.smoke.stage import NetworkCheck
+    from tests.conftest import ROOT
+
+    check = NetworkCheck(DetectorConfig(model_path=ROOT / "models" / "minewatch-starter.onnx"))
+    score = check(landscape(WH, 0.0), (300.0, 150.0, 340.0, 180.0))
+    assert 0.0 <= score <= 1.0
+
+
+def test_crop_around_is_square_and_clipped() -> None:
+    from pipeline.smoke.stage import crop_around
+
+    image = np.zeros((360, 640, 3), np.uint8)
+    assert crop_around(image, (300, 150, 320, 170)).shape == (96, 96, 3)
+    assert crop_around(image, (0, 0, 60, 30)).shape == (105, 120, 3)  # 180 px square around it, clipped

@@ -120,6 +120,14 @@ class SmokeConfig(BaseModel):
         " its smoke.",
     )
 
+    network_min_score: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="When above 0, a plume is confirmed only if the detector network (detector.model_path, a"
+        " second session of it, run once per confirmation on a square crop around the plume) scores smoke at"
+        " least this much there. 0: off (the starter model's smoke score on such crops is noise: docs/SMOKE.md)."
+        " Too low: no second opinion; too high: real plumes the network is unsure of are vetoed.",
+    )
+
     @model_validator(mode="after")
     def _ages(self) -> SmokeConfig:
         if self.ref_max_age_s <= self.ref_min_age_s:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -70,6 +71,7 @@ class Candidate:
     z_mean: float = 0.0
     confirmed: bool = False
     t_last: float = -math.inf
+    appearance_score: float | None = None  # the network's smoke score on the plume (network_min_score > 0)
 
 
 @dataclass(slots=True)
@@ -344,11 +346,19 @@ class ViewWatcher:
         return out
 
 
-class SmokeWatcher:
-    """The smoke stage of one camera: a :class:`ViewWatcher` per preset; frames in, confirmed plumes out."""
+#: the network's smoke score on a square crop of a full frame around a box (xyxy, pixels of the frame)
+AppearanceCheck = Callable[[NDArray[np.uint8], tuple[float, float, float, float]], float]
 
-    def __init__(self, cfg: SmokeConfig) -> None:
+
+class SmokeWatcher:
+    """The smoke stage of one camera: a :class:`ViewWatcher` per preset; frames in, confirmed plumes out.
+
+    ``appearance`` (optional): a second opinion asked once per plume when it is confirmed; below
+    ``smoke.network_min_score`` the plume stays unconfirmed and is asked again at the next analysis."""
+
+    def __init__(self, cfg: SmokeConfig, appearance: AppearanceCheck | None = None) -> None:
         self.cfg = cfg
+        self.appearance = appearance
         self.views: dict[str | None, ViewWatcher] = {}
         self._ids = count(1)
         self.last_analysis: Analysis | None = None
@@ -373,7 +383,21 @@ class SmokeWatcher:
         self.last_analysis = None
         if t - view.t_last_analysis >= self.cfg.interval_s or t < view.t_last_analysis:
             self.last_analysis = view.analyse(frame.resized_bgr(small_wh), t)
+            if self.appearance is not None and self.cfg.network_min_score > 0:
+                self._ask_network(view, frame, t, wh, small_wh)
         return view.plumes(t, wh, small_wh)
+
+    def _ask_network(self, view: ViewWatcher, frame: Frame, t: float, wh: tuple[int, int],
+                     small_wh: tuple[int, int]) -> None:
+        assert self.appearance is not None
+        by_id = {c.id: c for c in view.candidates}
+        for plume in view.plumes(t, wh, small_wh):
+            cand = by_id[plume.candidate_id]
+            if cand.appearance_score is not None and cand.appearance_score >= self.cfg.network_min_score:
+                continue  # asked once, and it agreed
+            cand.appearance_score = self.appearance(frame.image_bgr, plume.xyxy)
+            if cand.appearance_score < self.cfg.network_min_score:
+                cand.confirmed = False  # asked again when it confirms at a later analysis
 
 
 def plumes_to_detections(plumes: list[Plume]) -> Detections:
