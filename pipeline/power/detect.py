@@ -4,11 +4,13 @@ Baseline (meters other than ``closed_mine``): for every hour, the median of the 
 last ``baseline_weeks`` weeks (holidays count as Sundays, make-up working days as Wednesdays, so that the
 Spring Festival does not look like a factory stopping and a make-up Saturday not like night work), and a
 spread ``σ = max(1.4826·MAD of those values, pooled relative noise × median, sigma_floor_frac × meter
-scale)``. Hours that look anomalous (``z ≥ baseline_exclude_z``) or belong to a step never enter the
-baseline, so an anomaly does not teach the baseline to accept itself. A season pushes use up faster
-than a six-week median follows (greenhouse lights in December), so the median is raised (never lowered)
-by the median ratio of the last seven days' same hour of the day to its baseline (at most × 2) where
-night and holiday use is judged (steps are judged against the plain median, or the raise would absorb them).
+scale)``. Hours that look anomalous (``z ≥ baseline_exclude_z``) or belong to a step do not enter the
+baseline, so an anomaly does not teach the baseline to accept itself — unless the same hour-of-week was
+kept out ``baseline_min_samples`` weeks in a row: then it is the new normal (else a bin could stay stuck).
+A season pushes use up faster than a six-week median follows (greenhouse lights in December), so the
+median is raised (never lowered) by the median ratio of the last seven days' same hour of the day to its
+baseline (at most × 2) where night and holiday use is judged (steps are judged against the plain median,
+or the raise would absorb them).
 The meter's *scale* is its 95th percentile hourly kWh: every "how much" threshold is a share of it, so one
 set of thresholds fits a 5 kW shop and a 2 MW plant.
 
@@ -23,7 +25,8 @@ set of thresholds fits a 5 kW shop and a 2 MW plant.
   and ends when a day's median z falls under ``step_z/2``, or after ``step_absorb_days`` when the new level
   becomes the baseline.
 - ``sudden_return``: after at least ``idle_days`` idle (≤ ``max(idle_kwh_h, idle_frac·scale)``; holiday
-  hours do not count, so the Spring Festival stop and the restart after it are not a return), the meter
+  hours do not count, so the Spring Festival stop and the restart after it are not a return; a stop that
+  long with holidays still makes the baseline restart), the meter
   draws more for ``return_min_hours`` of the next 24 hours. The baseline restarts from there.
 
 The detection needs ``baseline_min_samples`` weeks of history before it judges night use or steps.
@@ -243,7 +246,9 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
     in_step = np.zeros(n, dtype=bool)
     in_return = np.zeros(n, dtype=bool)
     anomalies: list[Anomaly] = []
-    idle_hours = 0.0
+    idle_hours = 0.0  # idle hours outside holidays
+    idle_all = 0.0  # idle hours, holidays included
+    excluded_weeks = np.zeros(168, dtype=int)  # consecutive weeks an hour-of-week was kept out of its baseline
     step_start: int | None = None
     step_days = 0
     cand_days: list[tuple[int, int]] = []
@@ -269,9 +274,12 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
         for i in range(a, b):
             if finite[i]:
                 if x[i] <= idle_thr or i < return_until:
-                    if i >= return_until and not holiday[i]:  # a holiday stop is expected: not counted
-                        idle_hours += 1
-                elif idle_hours >= th.idle_days * 24:
+                    if i >= return_until:
+                        idle_all += 1
+                        idle_hours += 0 if holiday[i] else 1  # a holiday stop is expected: not counted
+                elif idle_all >= th.idle_days * 24:
+                    # idle long enough (holidays included): the profile is stale, relearn it; report a return
+                    # only when the idle days outside holidays are enough (not the Spring Festival restart)
                     ahead = x[i:i + 24]
                     if int(np.sum(np.nan_to_num(ahead, nan=0.0) > idle_thr)) >= th.return_min_hours:
                         end = i
@@ -283,10 +291,11 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
                                 quiet += 1
                                 if quiet > 12:
                                     break
-                        ex = float(np.nansum(np.clip(x[i:end] - idle_thr, 0, None)))
-                        anomalies.append(Anomaly(meter.meter_id, meter.zone_id, s.start_h + i, s.start_h + end,
-                                                 "sudden_return", ex, float(idle_hours / 24.0)))
-                        in_return[i:end] = True
+                        if idle_hours >= th.idle_days * 24:
+                            ex = float(np.nansum(np.clip(x[i:end] - idle_thr, 0, None)))
+                            anomalies.append(Anomaly(meter.meter_id, meter.zone_id, s.start_h + i, s.start_h + end,
+                                                     "sudden_return", ex, float(idle_hours / 24.0)))
+                            in_return[i:end] = True
                         return_until = end
                         for h in hist + ratio_hist:
                             h.clear()
@@ -294,10 +303,10 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
                         if step_start is not None:
                             close_step(i)
                         cand_days.clear()
-                        idle_hours = 0
+                        idle_hours = idle_all = 0
                     # a blip shorter than return_min_hours: still idle
                 else:
-                    idle_hours = 0
+                    idle_hours = idle_all = 0
             values = hist[key[i]]
             if len(values) >= th.baseline_min_samples:
                 arr = np.fromiter(values, float)
@@ -356,8 +365,10 @@ def detect_profile(meter: Meter, s: HourlySeries, hc: HourCalendar, th: PowerThr
                 continue
             # learning uses the season-raised median, so a season's rise is learnt (not thrown away)
             zi = (x[i] - med[i] * adjs[i]) / (sig[i] * adjs[i]) if np.isfinite(med[i]) else 0.0
-            if zi >= th.baseline_exclude_z:
+            if zi >= th.baseline_exclude_z and excluded_weeks[key[i]] < th.baseline_min_samples:
+                excluded_weeks[key[i]] += 1  # kept out; after baseline_min_samples weeks in a row: the new normal
                 continue
+            excluded_weeks[key[i]] = 0
             hist[key[i]].append(float(x[i]))
             if np.isfinite(med[i]):
                 pool.append(abs(float(x[i]) - med[i]) / max(med[i], sigma_floor))
