@@ -43,6 +43,7 @@ RULES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"^/api/alerts/[^/]+/note$", "operator"),
         ("POST", r"^/api/alerts/[^/]+/(dismiss|reopen)$", "supervisor"),
         ("POST", r"^/api/clues/(power|tipoff)$", "operator"),
+        ("POST", r"^/intake$", "operator"),
         ("POST", r"^/api/cases/[^/]+/(ack|merge)$", "operator"),
         ("POST", r"^/api/cases/[^/]+/(dismiss|reopen)$", "supervisor"),
         ("POST", r"^/api/tipoffs/[^/]+/reward$", "supervisor"),

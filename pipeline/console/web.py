@@ -43,11 +43,12 @@ from pipeline.console.operators import LOGIN_WINDOW_S
 from pipeline.console.roles import Roles, register_role_checks
 from pipeline.console.stats import register_stats
 from pipeline.console.store import AlertListRow, Store
+from pipeline.console.tipoff_pages import register_tipoff_pages
 from pipeline.logs import get_logger
 
 log = get_logger("console.web")
 HERE = Path(__file__).resolve().parent
-PUBLIC = ("/login", "/healthz", "/static/")
+PUBLIC = ("/login", "/healthz", "/static/", "/public/")
 #: a live stream is closed after this long (the browser reconnects at once) so threads are recycled
 STREAM_MAX_S = 300.0
 #: where a login may send the browser back to: a path on this site (no scheme, no host, no "//" or "/\\",
@@ -383,6 +384,7 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
     register_clue_api(app, clue_register, zones)
     register_role_checks(app, Roles(store.db), lambda name: store.operators.get(name) is not None)
     register_stats(app, store.db, clue_register.sync_alerts)
+    register_tipoff_pages(app, clue_register, store.secret("tipoff_form_key"))
     return app
 
 
