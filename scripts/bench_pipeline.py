@@ -111,8 +111,9 @@ def instrument(daemon: Any, clock: StageClock) -> None:
     from pipeline.sources.base import Source
     from pipeline.types import Frame
 
-    for name in ("place", "to_blob", "decode_yolo"):
-        setattr(od, name, clock.wrap(name, getattr(od, name)))
+    for name in ("place", "to_blob", "blob_into", "decode_yolo"):  # whichever the detector uses
+        if hasattr(od, name):
+            setattr(od, name, clock.wrap(name, getattr(od, name)))
     Frame.resized_bgr = clock.wrap("resized_bgr", Frame.resized_bgr)  # type: ignore[method-assign]
     Source._offer = clock.wrap("reader_offer", Source._offer)  # type: ignore[method-assign]
     for det in daemon.detectors:
