@@ -49,6 +49,13 @@ class SmokeConfig(BaseModel):
         " per tile from the view's history). Too low: trees, haze and noise become candidates; too high: faint"
         " young plumes are missed.",
     )
+    z_start: float = Field(
+        4.0, ge=0.0, le=100,
+        description="Hysteresis: tiles above this (and below z_threshold) may start or continue a candidate,"
+        " but only tiles above z_threshold count towards min_area_tiles when it confirms. 0: off (=z_threshold)."
+        " Too low: every flicker starts a candidate that a later strong frame confirms; too high (off): the"
+        " faint first sighting of a young plume is lost and the alert comes one analysis later.",
+    )
     min_brightening: float = Field(
         3.0, ge=0.0, le=255,
         description="Least brightening of a tile against the reference, grey levels (0-255), after local"

@@ -253,7 +253,9 @@ class ViewWatcher:
             return Analysis(t_s, False, "warm-up: learning the usual change", [], horizon)
         if share > cfg.max_changed_share:
             return Analysis(t_s, False, f"global change: {share:.0%} of tiles", [], horizon)
-        comps = self._components(mask, z, horizon, grey_t)
+        z_start = min(cfg.z_start, cfg.z_threshold) if cfg.z_start > 0 else cfg.z_threshold
+        weak = valid & (z > z_start) & (tiles > cfg.min_brightening) & (chroma_t < cfg.max_chroma)
+        comps = self._components(weak, mask, z, horizon, grey_t)
         self._track(comps, t_s)
         return Analysis(t_s, True, "", comps, horizon)
 
@@ -264,16 +266,18 @@ class ViewWatcher:
         while self.history and t_s - self.history[0][0] > cfg.ref_max_age_s:
             self.history.popleft()
 
-    def _components(self, mask: NDArray[np.bool_], z: NDArray[np.float32], horizon: NDArray[np.float32],
-                    grey_t: NDArray[np.float32]) -> list[Component]:
+    def _components(self, weak: NDArray[np.bool_], mask: NDArray[np.bool_], z: NDArray[np.float32],
+                    horizon: NDArray[np.float32], grey_t: NDArray[np.float32]) -> list[Component]:
+        """Connected tiles of ``weak`` (brightening above z_start) with their count of ``mask`` tiles
+        (above z_threshold) as the area that confirms."""
         tile = self.cfg.tile_px
-        m = np.asarray(cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)), np.uint8)
+        m = np.asarray(cv2.morphologyEx(weak.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)), np.uint8)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
         out: list[Component] = []
         for i in range(1, n):
             x0, y0, w, h, area = (int(v) for v in stats[i])
             sel = labels == i
-            own = sel & mask
+            own = sel & weak
             if not own.any():
                 continue
             if float(grey_t[own].max()) >= self.cfg.max_grey:
@@ -284,7 +288,8 @@ class ViewWatcher:
             horizon_tile = float(horizon[min(int(round(xb)), len(horizon) - 1)]) / tile
             if yb + 1 < horizon_tile - self.cfg.horizon_margin_tiles:
                 continue  # wholly above the horizon: sky (clouds), not anchored on the ground
-            out.append(Component((x0, y0, x0 + w, y0 + h), (xb, float(yb)), int(own.sum()), float(z[own].mean())))
+            out.append(Component((x0, y0, x0 + w, y0 + h), (xb, float(yb)), int((sel & mask).sum()),
+                                 float(z[own].mean())))
         return out
 
     def _track(self, comps: list[Component], t_s: float) -> None:
