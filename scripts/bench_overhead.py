@@ -108,6 +108,7 @@ def bench_worker(model: Path, imgsz: int, vframes: list[Any], rounds: int) -> di
 
 def bench_reader(clip: Path, vframes: list[Any], rounds: int) -> dict[str, float]:
     from pipeline.config import CameraConfig
+    from pipeline.detect.batcher import Batcher
     from pipeline.sources import make_source
 
     out: dict[str, float] = {}
@@ -117,7 +118,7 @@ def bench_reader(clip: Path, vframes: list[Any], rounds: int) -> dict[str, float
                                            "pan_deg": 90, "tilt_deg": -8, "hfov_deg": 60,
                                            "analysis_fps": 25})
         src = make_source(cam)
-        src.slot.add_listener(lambda: None)  # the batcher's wake-up
+        Batcher({"cam0": src.slot}, 1, 0.0)  # adds its wake-up listener to the slot, as in the daemon
         src.status = "online"
         samples = []
         t_cap = 1000.0

@@ -87,3 +87,22 @@ def test_route_sends_results_back_to_their_camera() -> None:
                                                                           "b": [(1, "rb1")]}
     with pytest.raises(ValueError, match="2 frames but 1 results"):
         route(frames[:2], ["x"])
+
+
+def test_a_put_wakes_the_batcher_and_a_put_while_awake_skips_the_event() -> None:
+    slots = {c: LatestFrameSlot(c) for c in ("a", "b")}
+    batcher = Batcher(slots, batch_max=2, wait_s=0.0)
+    batcher._wake.clear()
+    calls: list[int] = []
+    real_set = batcher._wake.set
+
+    def counting_set() -> None:
+        calls.append(1)
+        real_set()
+
+    batcher._wake.set = counting_set  # type: ignore[method-assign]
+    slots["a"].put(Frame("a", 1, time.time(), np.zeros((2, 2, 3), np.uint8), Pose(0, 0, 60)))
+    assert batcher._wake.is_set() and len(calls) == 1
+    slots["b"].put(Frame("b", 1, time.time(), np.zeros((2, 2, 3), np.uint8), Pose(0, 0, 60)))
+    assert len(calls) == 1  # already awake: no second set
+    assert [f.camera_id for f in batcher.next_batch(threading.Event())] == ["a", "b"]
