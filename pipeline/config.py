@@ -353,6 +353,22 @@ class TilingConfig(Strict):
     include_full_frame: bool = Field(
         True, description="Also run the whole frame, so that objects larger than a tile are found whole."
     )
+    zones_only: bool = Field(
+        False,
+        description="Run only the tiles where a key zone lies in the view (its outline projected with the"
+        " camera pose over the terrain, grown by zone_margin_px); the rest of the frame is seen by the whole-frame"
+        " pass only. Needs zones; a zone partly behind the camera runs every tile. True: small objects outside"
+        " every zone (a distant fire, with fire_anywhere) are found only if big enough for the whole-frame pass;"
+        " False: every tile of every frame (cost).",
+    )
+    zone_margin_px: int = Field(
+        96,
+        ge=0,
+        le=2048,
+        description="Frame pixels the projected zones are grown by before choosing tiles. Too low: a machine"
+        " on a zone's edge (its box rises above its foot) or a pose error of a few pixels falls outside every"
+        " tile run; too high: tiles run for nothing.",
+    )
 
 
 class CameraConfig(Strict):

@@ -84,7 +84,10 @@ class Daemon:
             log_patrol_advice(config.model_copy(update={"cameras": [c for c in config.cameras if c.patrol]}),
                               self.zones, self.analyzer.terrain, Path(config_path))
         self._restored_ends = self._restore_open_events()
-        self.tilings = {cam.id: cam.tiling for cam in config.cameras if cam.enabled and cam.tiling is not None}
+        from pipeline.detect.path import InferencePath
+
+        self.path = InferencePath(config.cameras, config.detector.iou_threshold,
+                                  {cid: st.model for cid, st in self.analyzer.cameras.items()}, self.zones)
         harvest = config.harvest
         self.harvester: Any = None
         self.score_floor: float | None = None
@@ -203,6 +206,7 @@ class Daemon:
             return False
         self.zones = zones
         self.analyzer.reload_zones(zones)
+        self.path.set_zones(zones)
         log.info("zones reloaded: %d zone(s)", len(zones))
         return True
 
@@ -242,19 +246,12 @@ class Daemon:
 
     def _detect(self, detector: Any, batch: list[Frame]) -> list[Detections]:
         """One inference call for the batch, on an inference worker's thread with its own detector;
-        cameras with ``tiling`` are sliced into tiles in the same call.
+        cameras with ``tiling`` are sliced into tiles in the same call (only where a key zone lies in the
+        view with ``tiling.zones_only``): :class:`pipeline.detect.path.InferencePath`, shared with the evaluation.
 
         With low-score harvesting on, untiled batches keep detections down to ``harvest.low_score_min``
         (the analyzer still sees only those above the thresholds)."""
-        tilings = [self.tilings.get(f.camera_id) for f in batch]
-        if any(t is not None for t in tilings):
-            from pipeline.detect.tiling import detect_frames
-
-            images = [f.image_bgr for f in batch]  # tiles are cut from the full image
-            return detect_frames(detector, images, tilings, self.config.detector.iou_threshold)
-        # each picture is scaled to the network input straight from YUV, here on the worker
-        out: list[Detections] = detector.detect_frames(batch, score_floor=self.score_floor)
-        return out
+        return self.path.run(detector, batch, score_floor=self.score_floor)
 
     def _analyse(self, frame: Frame, dets: Detections, all_dets: Detections | None = None) -> list[AlertEvent]:
         """One frame through the analyzer (and the look-closer, which sees ``all_dets``, the low scores

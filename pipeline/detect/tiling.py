@@ -11,7 +11,7 @@ intersection-over-smaller rule that drops the piece of an object cut by a tile e
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -27,6 +27,10 @@ MERGE_IOS = 0.7
 
 class Detector(Protocol):
     def detect(self, images_bgr: list[NDArray[np.uint8]]) -> list[Detections]: ...
+
+
+#: given an image's tile grid ``(T, 4) xyxy``, which tiles to run (``(T,)`` bool)
+TileSelector = Callable[[NDArray[np.int32]], NDArray[np.bool_]]
 
 
 def _starts(length: int, tile: int, step: int) -> list[int]:
@@ -65,11 +69,17 @@ def detect_frames(
     images_bgr: Sequence[NDArray[np.uint8]],
     tilings: Sequence[TilingConfig | None],
     iou_threshold: float,
+    select: Sequence[TileSelector | None] | None = None,
 ) -> list[Detections]:
     """Detections per image; images with a tiling are sliced. All crops go to the detector as ONE batch,
-    so frames of tiled and untiled cameras still share one inference call."""
+    so frames of tiled and untiled cameras still share one inference call.
+
+    ``select`` (per image, optional): given the image's tile grid, which tiles to run (e.g. only those
+    covering a key zone, :class:`pipeline.detect.zonetiles.ZoneTiler`); the others are skipped."""
     if len(images_bgr) != len(tilings):
         raise ValueError(f"{len(images_bgr)} images but {len(tilings)} tilings")
+    if select is not None and len(select) != len(images_bgr):
+        raise ValueError(f"{len(images_bgr)} images but {len(select)} tile selectors")
     crops: list[NDArray[np.uint8]] = []
     owners: list[tuple[int, tuple[int, int]]] = []  # (image index, offset) per crop
     for i, (img, tiling) in enumerate(zip(images_bgr, tilings, strict=True)):
@@ -81,10 +91,13 @@ def detect_frames(
         if tiling.include_full_frame:
             crops.append(img)
             owners.append((i, (0, 0)))
-        for x1, y1, x2, y2 in tile_grid((w, h), tiling.tile_px, tiling.overlap_frac):
+        grid = tile_grid((w, h), tiling.tile_px, tiling.overlap_frac)
+        chooser = select[i] if select is not None else None
+        run = chooser(grid) if chooser is not None else np.ones(len(grid), bool)
+        for x1, y1, x2, y2 in grid[np.asarray(run, bool)]:
             crops.append(np.ascontiguousarray(img[y1:y2, x1:x2]))
             owners.append((i, (int(x1), int(y1))))
-    found = detector.detect(crops)
+    found = detector.detect(crops) if crops else []
     results: list[Detections] = []
     for i, tiling in enumerate(tilings):
         mine = [k for k, (owner, _) in enumerate(owners) if owner == i]

@@ -16,11 +16,21 @@ import contextlib
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.types import CLASSES, Detections
+
+#: object height bins in source-frame pixels (label boxes; a detection is binned by its own height):
+#: [lo, hi) each
+HEIGHT_BINS_PX: tuple[tuple[str, float, float], ...] = (
+    ("<16", 0.0, 16.0), ("16–32", 16.0, 32.0), ("32–64", 32.0, 64.0), ("64–128", 64.0, 128.0),
+    ("≥128", 128.0, 1e9),
+)
+#: COCOeval treats an area range as closed [lo, hi]; ranges end just below the next bin's start
+_BIN_EPS = 1e-6
 
 #: recall points of the COCO metric (0, 0.01, …, 1.0)
 RECALL_POINTS: NDArray[np.float64] = np.linspace(0.0, 1.0, 101)
@@ -41,6 +51,8 @@ class ClassBoxMetrics:
     tp: int  # at the threshold, IoU ≥ 0.5
     fp: int
     pr_precision: list[float] = field(default_factory=list)  # interpolated precision at RECALL_POINTS, IoU 0.5
+    #: per height bin (HEIGHT_BINS_PX label): {"n_labels", "ap50", "recall"} (AP/recall None without labels)
+    by_height: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -54,6 +66,7 @@ class ClassBoxMetrics:
             "recall": self.recall,
             "tp": self.tp,
             "fp": self.fp,
+            "by_height_px": self.by_height,
         }
 
 
@@ -158,7 +171,7 @@ class BoxEvaluator:
         gt = COCO()
         annotations = [
             {"id": i + 1, "image_id": image_id, "category_id": cls + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
-             "area": (x2 - x1) * (y2 - y1), "iscrowd": 0}
+             "area": y2 - y1, "iscrowd": 0}  # "area" holds the HEIGHT: COCOeval's area ranges bin by height
             for i, (image_id, cls, x1, y1, x2, y2) in enumerate(self._gts)
         ]
         gt.dataset = {"images": self._images, "annotations": annotations, "categories": categories}
@@ -166,21 +179,24 @@ class BoxEvaluator:
         with contextlib.redirect_stdout(quiet):
             gt.createIndex()
             dt = gt.loadRes(np.asarray(self._dts, np.float64)) if self._dts else COCO()
+            for ann in dt.dataset.get("annotations", []):
+                ann["area"] = ann["bbox"][3]  # height, as for the labels
             if not self._dts:
                 dt.dataset = {"images": self._images, "annotations": [], "categories": categories}
                 dt.createIndex()
             coco_eval = COCOeval(gt, dt, iouType="bbox")
-            coco_eval.params.areaRng = [[0.0, 1e12]]
-            coco_eval.params.areaRngLbl = ["all"]
+            coco_eval.params.areaRng = [[0.0, 1e12]] + [[lo, hi - _BIN_EPS] for _, lo, hi in HEIGHT_BINS_PX]
+            coco_eval.params.areaRngLbl = ["all"] + [label for label, _, _ in HEIGHT_BINS_PX]
             coco_eval.params.maxDets = [self.max_dets]
             coco_eval.evaluate()
             coco_eval.accumulate()
-        precision = coco_eval.eval["precision"]  # (T, R, K, A=1, M=1)
+        precision = coco_eval.eval["precision"]  # (T, R, K, A=1+bins, M=1)
         n_labels = np.bincount(np.array([g[1] for g in self._gts], np.int64), minlength=len(self.class_names))
         n_dets = np.bincount(
             np.array([int(d[6]) - 1 for d in self._dts], np.int64), minlength=len(self.class_names)
         )
         per_image = _per_image_matches(coco_eval, len(self.class_names))
+        heights = _height_bins(coco_eval, len(self.class_names), thresholds, self.class_names)
         classes: dict[str, ClassBoxMetrics] = {}
         for k, name in enumerate(self.class_names):
             thr = float(thresholds.get(name, 0.0))
@@ -210,6 +226,7 @@ class BoxEvaluator:
                 tp=tp,
                 fp=fp,
                 pr_precision=curve,
+                by_height=heights[k],
             )
         return BoxMetrics(classes=classes, n_images=len(self._images), max_dets=self.max_dets)
 
@@ -220,7 +237,7 @@ def _per_image_matches(
     """Per class: scores of the kept detections and whether each matched a label at IoU 0.5."""
     out: list[tuple[list[float], list[bool]]] = [([], []) for _ in range(n_classes)]
     for entry in getattr(coco_eval, "evalImgs", []):
-        if entry is None:
+        if entry is None or entry["aRng"][1] < 1e11:  # the "all" range only
             continue
         k = int(entry["category_id"]) - 1
         scores = np.asarray(entry["dtScores"], np.float64)
@@ -229,3 +246,38 @@ def _per_image_matches(
         out[k][0].extend(scores[~ignore].tolist())
         out[k][1].extend(matches[~ignore].tolist())
     return [(np.asarray(s, np.float64), np.asarray(m, bool)) for s, m in out]
+
+
+def _height_bins(
+    coco_eval: Any, n_classes: int, thresholds: Mapping[str, float], names: Sequence[str]
+) -> list[dict[str, dict[str, float | int | None]]]:
+    """Per class, per height bin: labels, AP50 (COCOeval on that range) and recall at the class threshold."""
+    precision = coco_eval.eval["precision"]
+    counts = [[0] * len(HEIGHT_BINS_PX) for _ in range(n_classes)]
+    found = [[0] * len(HEIGHT_BINS_PX) for _ in range(n_classes)]
+    for entry in coco_eval.evalImgs:
+        if entry is None or entry["aRng"][1] >= 1e11:
+            continue
+        b = next(i for i, (_, lo, _hi) in enumerate(HEIGHT_BINS_PX) if entry["aRng"][0] == lo)
+        k = int(entry["category_id"]) - 1
+        thr = float(thresholds.get(names[k], 0.0))
+        score_of = dict(zip(entry["dtIds"], entry["dtScores"], strict=True))
+        ignore = np.asarray(entry["gtIgnore"], bool)
+        matched = np.asarray(entry["gtMatches"])[0] if len(ignore) else np.zeros(0)
+        for g, m in enumerate(matched):
+            if ignore[g]:
+                continue
+            counts[k][b] += 1
+            if m > 0 and score_of.get(int(m), -1.0) >= thr:
+                found[k][b] += 1
+    out: list[dict[str, dict[str, float | int | None]]] = []
+    for k in range(n_classes):
+        per: dict[str, dict[str, float | int | None]] = {}
+        for b, (label, _, _) in enumerate(HEIGHT_BINS_PX):
+            n = counts[k][b]
+            p50 = precision[0, :, k, b + 1, 0]
+            per[label] = {"n_labels": n,
+                          "ap50": float(np.mean(np.where(p50 > -1, p50, 0.0))) if n else None,
+                          "recall": found[k][b] / n if n else None}
+        out.append(per)
+    return out

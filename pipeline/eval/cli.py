@@ -82,7 +82,8 @@ def images_main(argv: list[str]) -> int:
     from pipeline.eval.labels import load_image_dataset
     from pipeline.eval.report import write_report
 
-    cfg = load_config(args.config).detector if args.config else DetectorConfig.model_validate({})
+    config = load_config(args.config) if args.config else None
+    cfg = config.detector if config is not None else DetectorConfig.model_validate({})
     update: dict[str, object] = {}
     if args.model:
         update["model_path"] = args.model
@@ -94,7 +95,7 @@ def images_main(argv: list[str]) -> int:
     if update:
         cfg = DetectorConfig.model_validate({**cfg.model_dump(), **update})
     items, names = load_image_dataset(args.data, _names(args.names))
-    result = evaluate_images(cfg, items, names, progress=not args.no_progress)
+    result = evaluate_images(cfg, items, names, progress=not args.no_progress, config=config)
     report: dict[str, object] = {
         **result.as_dict(),
         "title": f"images {args.data}",

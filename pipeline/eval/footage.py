@@ -28,7 +28,7 @@ from pipeline.config import CameraConfig, Config
 from pipeline.errors import UserError
 from pipeline.eval.alerts import AlertRecord, ClipResult
 from pipeline.eval.boxmetrics import BoxEvaluator
-from pipeline.eval.hookup import detect_frame, make_analyzer, make_file_source
+from pipeline.eval.hookup import make_analyzer, make_file_source, make_path
 from pipeline.eval.labels import VIDEO_SUFFIXES, ClipLabels, find_clip_labels, load_clip_labels
 from pipeline.logs import get_logger
 from pipeline.sources.video import open_video
@@ -170,6 +170,7 @@ def run_clip(
     clip_config = config.model_copy(update={"cameras": [plan.camera]})
     analyzer = make_analyzer(clip_config, zones)
     score_per_class = config.detector.score_threshold.as_array()
+    path = make_path(clip_config, analyzer, zones)
     source = make_file_source(plan.camera)
     timing = Timing()
     records: dict[str, AlertRecord] = {}
@@ -229,7 +230,7 @@ def run_clip(
             index = index_of(frame.t_capture)
             indices.append(index)
             t1 = time.perf_counter()
-            dets_floor = detect_frame(detector, frame, plan.camera, config.detector.iou_threshold)
+            dets_floor = path.run(detector, [frame])[0]
             t2 = time.perf_counter()
             dets = dets_floor.at_or_above(score_per_class)  # the daemon detector's operating point
             events = analyzer.process(frame, dets)

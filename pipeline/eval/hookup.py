@@ -25,6 +25,7 @@ from pipeline.types import CLASSES, Detections, Frame
 if TYPE_CHECKING:
     from pipeline.analyzer import Analyzer
     from pipeline.detect.onnx_detector import OnnxDetector
+    from pipeline.detect.path import InferencePath
 
 #: the score floor the evaluation's detector runs at (below the config's allowed minimum on purpose)
 SCORE_FLOOR = 0.001
@@ -39,14 +40,23 @@ def make_detector(cfg: DetectorConfig, score_floor: float = SCORE_FLOOR) -> Onnx
 
 
 def detect_frame(detector: Any, frame: Frame, cam: CameraConfig, iou_threshold: float) -> Detections:
-    """One frame through the detector as the daemon's workers run it: scaled to the network input
-    straight from the decoded picture, or tiled from the full image when the camera has ``tiling``."""
+    """One frame through the detector: scaled to the network input straight from the decoded picture, or
+    tiled from the full image when the camera has ``tiling`` (every tile: ``tiling.zones_only`` needs the
+    zones and the camera model, which :func:`make_path` gives; use that for the daemon's exact path)."""
     if getattr(cam, "tiling", None) is None:
         result: Detections = detector.detect_frames([frame])[0]
         return result
     from pipeline.detect.tiling import detect_frames
 
     return detect_frames(detector, [frame.image_bgr], [cam.tiling], iou_threshold)[0]
+
+
+def make_path(config: Config, analyzer: Analyzer, zones: Sequence[Any]) -> InferencePath:
+    """The daemon's inference path (whole frame, tiles, zone tiles) for the cameras of ``config``."""
+    from pipeline.detect.path import InferencePath
+
+    return InferencePath(config.cameras, config.detector.iou_threshold,
+                         {cid: st.model for cid, st in analyzer.cameras.items()}, zones)
 
 
 def thresholds_by_name(thresholds: ScoreThresholds) -> dict[str, float]:

@@ -52,7 +52,32 @@ def box_section(boxes: Mapping[str, Any]) -> list[str]:
     lines += _table(["class", "labels", "detections", "AP50", "AP50-95", "threshold", "precision", "recall",
                      "TP", "FP"], rows)
     lines += ["", f"**mAP50 {fmt(boxes['map50'])}, mAP50-95 {fmt(boxes['map50_95'])}**", ""]
+    lines += height_section(boxes)
     return lines
+
+
+def height_section(boxes: Mapping[str, Any]) -> list[str]:
+    """AP50 / recall (at the class threshold) per object height in source-frame pixels, per class."""
+    bins: list[str] = []
+    for c in boxes["classes"].values():
+        bins = list(c.get("by_height_px") or {})
+        if bins:
+            break
+    rows = []
+    for name, c in boxes["classes"].items():
+        per = c.get("by_height_px") or {}
+        if c["n_labels"] == 0:
+            continue
+        row: list[Any] = [name]
+        for label in bins:
+            fig = per.get(label) or {}
+            n = fig.get("n_labels", 0)
+            row.append("–" if not n else f"{fmt(fig.get('ap50'))} / {fmt(fig.get('recall'))} ({n})")
+        rows.append(row)
+    if not rows or not bins:
+        return []
+    return ["### By object height (source-frame px): AP50 / recall at the threshold (labels)", "",
+            *_table(["class", *bins], rows), ""]
 
 
 def alerts_section(alerts: Mapping[str, Any]) -> list[str]:
