@@ -37,7 +37,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.train.composite import Cutout, compose_frame, crops_around, grabcut_cutout, labels_in_crop  # noqa: E402
+from pipeline.train.composite import (  # noqa: E402
+    Cutout,
+    compose_frame,
+    crops_around,
+    degrade,
+    grabcut_cutout,
+    labels_in_crop,
+)
 from pipeline.train.dataset import Item, Source, collect, split_groups  # noqa: E402
 from pipeline.types import CLASS_INDEX, CLASSES  # noqa: E402
 
@@ -213,6 +220,12 @@ def main() -> int:
         cut_train, cut_val, rejected = pickle.loads((out / "cutouts.pkl").read_bytes())
     else:
         (out / "cutouts.pkl").write_bytes(pickle.dumps((cut_train, cut_val, rejected)))
+    # the four trucks all come from training photos of the starter's split: one (102.jpg) goes to validation
+    # cut-outs so that tower-scale trucks are measured at all (its photo stays a close-up training image,
+    # where the truck is unlabelled background: a small leak, stated in the model card)
+    moved = [c for c in cut_train if c.class_id == TRUCK and Path(c.source).name == "102.jpg"]
+    cut_train = [c for c in cut_train if all(c is not m for m in moved)]
+    cut_val += moved
     counts = {s: {CLASSES[k]: sum(1 for c in cs if c.class_id == k) for k in (EXC, TRUCK, PERSON)}
               for s, cs in (("train", cut_train), ("val", cut_val))}
     print(f"cut-outs {counts}, rejected {rejected} ({time.monotonic() - t0:.0f} s)", flush=True)
@@ -251,14 +264,15 @@ def main() -> int:
         bg = cache.setdefault(str(p), cv2.imread(str(p)))
         if bg.shape[0] < crop or bg.shape[1] < crop:
             continue
-        frame, placed = compose_frame(bg, cut_train, args.objects_per_frame, rng, forbidden_xyxy=plumes)
+        frame, placed = compose_frame(bg, cut_train, args.objects_per_frame, rng, forbidden_xyxy=plumes,
+                                      degraded=False)
         rows_all = [(q.class_id, q.xyxy) for q in placed] + [(SMOKE, b) for b in plumes]
         for k, box in enumerate(crops_around((frame.shape[1], frame.shape[0]), [q.xyxy for q in placed], crop, rng)):
             rows = labels_in_crop(box, rows_all)
             if rows is None:
                 continue
             x1, y1, x2, y2 = box
-            write_item(tr, f"tower_{f:04d}_{k}", frame[y1:y2, x1:x2], rows)
+            write_item(tr, f"tower_{f:04d}_{k}", degrade(np.ascontiguousarray(frame[y1:y2, x1:x2]), rng), rows)
             n_crops += 1
             for r in rows:
                 n_obj[CLASSES[r[0]]] += 1

@@ -70,7 +70,9 @@ def main() -> int:
     from pipeline.types import CLASSES
 
     keep_head = checkpoint_names(args.weights) == list(CLASSES)
-    extra: dict[str, object] = {"save_period": 1}
+    # a CPU run affords a few epochs: a short warm-up, and no per-epoch validation (the close-up split is
+    # validated once at the end; tower figures come from `minewatch eval images --config`)
+    extra: dict[str, object] = {"save_period": 1, "warmup_epochs": 0.3, "val": False}
     if args.hours > 0:
         extra["time"] = args.hours
     result = train(args.data.resolve() / "data.yaml", args.weights, work, args.epochs, args.imgsz,

@@ -6,8 +6,8 @@ rasterised into a coarse mask; a tile is run only if the mask, grown by a margin
 height of an object standing on the zone's far edge), touches it. Everything else of the frame is seen
 only by the low-resolution pass of the whole frame.
 
-A zone partly behind the camera (the tower stands in or next to it) cannot be outlined by projection:
-then every tile is run (the safe side). Masks are cached per camera and pose.
+A zone wholly behind the camera is out of view. A zone partly behind it (the tower stands in or next to
+it) cannot be outlined by projection: then every tile is run (the safe side). Masks are cached per camera and pose.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ def zone_mask(model: Any, pose: Any, image_wh: tuple[int, int], zones: Sequence[
             east, north = _densify(np.asarray(east, np.float64), np.asarray(north, np.float64), DENSIFY_M)
             z = model.ground_height_m(east, north)
             xy = model.project_local(pose, image_wh, east, north, z)
-            if not np.isfinite(xy).all():
+            finite = np.isfinite(xy).all(axis=1)
+            if not finite.any():
+                continue  # wholly behind the camera (a half-space holds the whole ring): not in view
+            if not finite.all():
                 return np.ones((mh, mw), bool)  # partly behind the camera: run everything
             pts = np.round(xy / scale).astype(np.int32)
             # clip far-off points (a huge zone seen from close by) so fillPoly stays exact enough

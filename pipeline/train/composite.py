@@ -167,12 +167,14 @@ def compose_frame(
     background_bgr: NDArray[np.uint8], cutouts: list[Cutout], n_objects: int, rng: np.random.Generator,
     height_px: tuple[float, float] = (8.0, 128.0), y_range_frac: tuple[float, float] = (0.3, 0.97),
     forbidden_xyxy: list[tuple[float, float, float, float]] | None = None, fixed_height_px: float | None = None,
+    degraded: bool = True,
 ) -> tuple[NDArray[np.uint8], list[Placed]]:
     """A copy of ``background_bgr`` with ``n_objects`` random cut-outs pasted, degraded; and their boxes.
 
     Heights are log-uniform in ``height_px`` (or ``fixed_height_px``); objects do not overlap each other
     or any ``forbidden_xyxy`` box (e.g. a smoke plume's label); their feet sit in ``y_range_frac`` of the
-    frame's height (the ground, not the sky, on a tower view looking at the horizon).
+    frame's height (the ground, not the sky, on a tower view looking at the horizon). ``degraded=False``
+    leaves noise and JPEG to the caller (cheaper on the crops cut from the frame than on the whole frame).
     """
     frame = background_bgr.copy()
     fh, fw = frame.shape[:2]
@@ -197,7 +199,7 @@ def compose_frame(
             continue
         taken.append(cand)
         placed.append(Placed(cut.class_id, box, cut.source))
-    return degrade(frame, rng), placed
+    return (degrade(frame, rng) if degraded else frame), placed
 
 
 def crops_around(
