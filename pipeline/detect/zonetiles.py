@@ -65,7 +65,7 @@ def zone_mask(model: Any, pose: Any, image_wh: tuple[int, int], zones: Sequence[
             cv2.fillPoly(mask, [pts.reshape(-1, 1, 2)], 1)
     if margin_px > 0 and mask.any():
         k = 2 * int(np.ceil(margin_px / scale)) + 1
-        mask = cv2.dilate(mask, np.ones((k, k), np.uint8))
+        mask = np.asarray(cv2.dilate(mask, np.ones((k, k), np.uint8)), np.uint8)
     return mask.astype(bool)
 
 

@@ -61,7 +61,7 @@ def grabcut_cutout(
     crop = image_bgr[cy1:cy2, cx1:cx2]
     scale = min(1.0, 400.0 / max(crop.shape[:2]))
     if scale < 1.0:
-        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        crop = np.asarray(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), np.uint8)
     rect = (int((x1 - cx1) * scale), int((y1 - cy1) * scale),
             max(2, int((x2 - x1) * scale)), max(2, int((y2 - y1) * scale)))
     mask = np.zeros(crop.shape[:2], np.uint8)
@@ -118,8 +118,8 @@ def paste(
     obj = cv2.resize(cut.bgr, (nw, nh), interpolation=interp).astype(np.float32)
     alpha = cv2.resize(cut.alpha, (nw, nh), interpolation=interp)
     sigma = float(rng.uniform(0.2, 0.5 + 0.6 * min(1.0, height_px / 64.0)))
-    obj = cv2.GaussianBlur(obj, (0, 0), sigma)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.3, sigma * 0.6))
+    obj = np.asarray(cv2.GaussianBlur(obj, (0, 0), sigma), np.float32)
+    alpha = np.asarray(cv2.GaussianBlur(alpha, (0, 0), max(0.3, sigma * 0.6)), np.float32)
     fh, fw = frame_bgr.shape[:2]
     x, y = xy_top_left
     x1, y1, x2, y2 = max(0, x), max(0, y), min(fw, x + nw), min(fh, y + nh)
