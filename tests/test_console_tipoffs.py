@@ -104,3 +104,30 @@ def test_intake_form_for_operators_only(app: Flask, user: str, password: str, ex
         assert _receipt(resp.get_data(as_text=True))
         assert c.post("/intake", data={**data, "channel": "web"}).status_code == 400
     assert c.post("/intake", data={**data, "csrf": "wrong"}).status_code == 403
+
+
+def test_photos_on_the_public_form(app: Flask) -> None:
+    import io
+
+    import cv2
+    import numpy as np
+
+    ok, jpeg = cv2.imencode(".jpg", np.full((40, 60, 3), 120, np.uint8))
+    assert ok
+    public = app.test_client()
+    fields = _form_fields(public.get("/public/tipoff").get_data(as_text=True))
+    bad = public.post("/public/tipoff", content_type="multipart/form-data", data={
+        **FORM, **fields, "photos": [(io.BytesIO(b"MZ not an image"), "virus.exe")]})
+    assert bad.status_code == 400 and "JPEG or PNG" in bad.get_data(as_text=True)
+    resp = public.post("/public/tipoff", content_type="multipart/form-data", data={
+        **FORM, **fields, "photos": [(io.BytesIO(jpeg.tobytes()), "a.jpg"), (io.BytesIO(jpeg.tobytes()), "b.jpg")]})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert public.get("/api/tipoffs/x/photos/1").status_code == 401  # photos only behind the login
+    op = app.test_client()
+    login(op, "vic", "viewer-password")
+    case_id = op.get("/api/cases").json["cases"][0]["case_id"]
+    clue = op.get(f"/api/cases/{case_id}").json["clue_list"][0]
+    assert clue["detail"]["photo_count"] == 2
+    got = op.get(f"/api/tipoffs/{clue['clue_id']}/photos/2")
+    assert got.status_code == 200 and got.mimetype == "image/jpeg" and got.data == jpeg.tobytes()
+    assert op.get(f"/api/tipoffs/{clue['clue_id']}/photos/3").status_code == 404

@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS fused_cases (
 CREATE TABLE IF NOT EXISTS tipoff_private (
     clue_id TEXT PRIMARY KEY, receipt TEXT NOT NULL UNIQUE, contact TEXT NOT NULL, channel TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tipoff_photos (
+    clue_id TEXT NOT NULL, n INTEGER NOT NULL, mime TEXT NOT NULL, data {blob} NOT NULL, sha256 TEXT NOT NULL,
+    PRIMARY KEY (clue_id, n)
+);
 CREATE TABLE IF NOT EXISTS tipoff_rewards (
     clue_id TEXT PRIMARY KEY, evaluation TEXT NOT NULL, amount_yuan REAL NOT NULL, paid INTEGER NOT NULL,
     note TEXT NOT NULL, decided_by TEXT NOT NULL, decided_at TEXT NOT NULL
@@ -151,7 +155,7 @@ class ClueRegister:
         self.db = db
         self.cfg = cfg or FusionConfig()
         with db.tx() as cur:
-            for statement in SCHEMA.split(";"):
+            for statement in SCHEMA.replace("{blob}", "BYTEA" if db.dialect == "postgres" else "BLOB").split(";"):
                 if statement.strip():
                     cur.execute(statement)
 
@@ -230,15 +234,31 @@ class ClueRegister:
                     a["lat"], a["lon"], a["zone_id"], a["zone_kind"], a["township"]))
         return len(rows)
 
-    def add_tipoff(self, clue: Clue, contact: str, channel: str) -> tuple[str, str, str]:
-        """(clue_id, case_id, receipt code); the reporter's contact is kept apart (never in the case)."""
+    def add_tipoff(self, clue: Clue, contact: str, channel: str,
+                   photos: Sequence[tuple[str, bytes]] = ()) -> tuple[str, str, str]:
+        """(clue_id, case_id, receipt code); the reporter's contact is kept apart (never in the case);
+        ``photos`` as (mime, bytes), already checked by the caller."""
+        import hashlib
+
         receipt = "".join(secrets.choice(_RECEIPT_ALPHABET) for _ in range(10))
         with self.db.tx() as cur:
             clue_id, case_id = self._add(cur, clue)
             assert clue_id is not None
             cur.execute("INSERT INTO tipoff_private (clue_id, receipt, contact, channel) VALUES (?, ?, ?, ?)",
                         (clue_id, receipt, contact, channel))
+            for n, (mime, data) in enumerate(photos, start=1):
+                cur.execute("INSERT INTO tipoff_photos (clue_id, n, mime, data, sha256) VALUES (?, ?, ?, ?, ?)",
+                            (clue_id, n, mime, data, hashlib.sha256(data).hexdigest()))
         return clue_id, case_id, receipt
+
+    def photo(self, clue_id: str, n: int) -> tuple[str, bytes] | None:
+        with self.db.tx(write=False) as cur:
+            row = cur.one("SELECT mime, data FROM tipoff_photos WHERE clue_id = ? AND n = ?", (clue_id, n))
+        return None if row is None else (str(row["mime"]), bytes(row["data"]))
+
+    def photo_count(self, clue_id: str) -> int:
+        with self.db.tx(write=False) as cur:
+            return cur.count("SELECT COUNT(*) AS n FROM tipoff_photos WHERE clue_id = ?", (clue_id,))
 
     def ack(self, case_id: str, username: str) -> bool:
         """An operator took the case: it stops escalating. False when there is no such case or it was taken."""

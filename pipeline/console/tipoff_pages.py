@@ -26,6 +26,9 @@ from pipeline.logs import get_logger
 
 log = get_logger("console.tipoffs")
 PUBLIC_PER_HOUR = 5
+MAX_PHOTOS = 5
+MAX_PHOTO_BYTES = 5 * 2**20
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 TOKEN_MAX_AGE_S = 2 * 3600
 
 FORM = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><meta name="viewport"
@@ -37,7 +40,7 @@ small{color:#555}</style></head><body><h1>{{ title }}</h1>
 {% if receipt %}<p id="done">已收到您的举报，谢谢！回执码（请保存，用于查询进展）：</p><p><b id="receipt"
 style="font-size:1.6em;letter-spacing:.1em">{{ receipt }}</b></p><p><small>Received. Keep this receipt code to
 ask about progress.</small></p>{% else %}
-<form method="post" id="tipoff-form">
+<form method="post" id="tipoff-form" enctype="multipart/form-data">
 <input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="token" value="{{ token }}">
 <label for="description">情况描述 What did you see? *</label><textarea id="description" name="description"
 rows="5" maxlength="4000" required>{{ f.description }}</textarea>
@@ -51,6 +54,8 @@ inputmode="decimal" value="{{ f.lat }}"><input id="lon" name="lon" inputmode="de
 {% if channels %}<label for="channel">来源 Channel *</label><select id="channel" name="channel">
 {% for c in channels %}<option value="{{ c }}"{% if c == f.channel %} selected{% endif %}>{{ c }}</option>
 {% endfor %}</select>{% endif %}
+<label for="photos">照片 Photos (JPEG/PNG, at most 5, 5 MB each)</label><input id="photos" name="photos"
+type="file" accept="image/jpeg,image/png" multiple>
 <label for="contact">联系方式 Your contact (kept private; only for the reward)</label><input id="contact"
 name="contact" maxlength="200" value="{{ f.contact }}">
 <button type="submit" id="submit">提交 Submit</button></form>{% endif %}
@@ -89,6 +94,24 @@ def _to_body(f: dict[str, str], channel: str) -> dict[str, Any]:
     return body
 
 
+def photos_from(files: Any) -> list[tuple[str, bytes]]:
+    """The uploaded photos, checked (JPEG or PNG by their first bytes, size, count); raises ValueError."""
+    out: list[tuple[str, bytes]] = []
+    for f in files:
+        if not f or not f.filename:
+            continue
+        data = f.read(MAX_PHOTO_BYTES + 1)
+        if len(data) > MAX_PHOTO_BYTES:
+            raise ValueError(f"photos: expected at most {MAX_PHOTO_BYTES // 2**20} MB each, found a bigger one")
+        mime = next((m for magic, m in _MAGIC if data.startswith(magic)), None)
+        if mime is None:
+            raise ValueError(f"photos: expected JPEG or PNG images, found {f.filename[:40]!r}")
+        out.append((mime, data))
+    if len(out) > MAX_PHOTOS:
+        raise ValueError(f"photos: expected at most {MAX_PHOTOS}, found {len(out)}")
+    return out
+
+
 def register_tipoff_pages(app: Flask, register: ClueRegister, secret: str) -> None:
     hits: dict[str, deque[float]] = defaultdict(deque)
     lock = threading.Lock()
@@ -119,9 +142,11 @@ def register_tipoff_pages(app: Flask, register: ClueRegister, secret: str) -> No
             return page(public, f=f, error=f"来源 channel: expected one of {', '.join(OPERATOR_CHANNELS)}"), 400
         try:
             clue, contact, ch = tipoff_clue(_to_body(f, channel), {})
+            photos = photos_from(request.files.getlist("photos"))
         except ValueError as exc:
             return page(public, f=f, error=f"请检查 please check — {exc}"), 400
-        clue_id, case_id, receipt = register.add_tipoff(clue, contact, ch)
+        clue.detail["photo_count"] = len(photos)  # each at /api/tipoffs/<clue_id>/photos/<n>, n from 1
+        clue_id, case_id, receipt = register.add_tipoff(clue, contact, ch, photos)
         log.info("tip-off %s (%s) into %s", clue_id, ch, case_id)
         return page(public, receipt=receipt), 200
 
@@ -146,6 +171,15 @@ def register_tipoff_pages(app: Flask, register: ClueRegister, secret: str) -> No
                 return page(True, f=_fields(request.form), error="提交太频繁，请稍后再试 too many reports: later"), 429
             q.append(now)
         return take(True)
+
+    @app.get("/api/tipoffs/<clue_id>/photos/<int:n>")
+    def tipoff_photo(clue_id: str, n: int) -> Any:
+        from flask import Response, abort
+
+        found = register.photo(clue_id, n)
+        if found is None:
+            abort(404)
+        return Response(found[1], mimetype=found[0], headers={"Cache-Control": "private, max-age=86400"})
 
     @app.get("/public/receipt")
     def public_receipt() -> str:
