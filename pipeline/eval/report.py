@@ -76,7 +76,7 @@ def height_section(boxes: Mapping[str, Any]) -> list[str]:
         rows.append(row)
     if not rows or not bins:
         return []
-    return ["### By object height (source-frame px): AP50 / recall at the threshold (labels)", "",
+    return ["## Box metrics by object height (source-frame px): AP50 / recall at the threshold (labels)", "",
             *_table(["class", *bins], rows), ""]
 
 
