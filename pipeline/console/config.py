@@ -156,6 +156,28 @@ class TileLayerConfig(Strict):
     )
 
 
+class HillshadeConfig(Strict):
+    """An offline base map: the county DEM (the boxes' terrain.dem_path GeoTIFF) shaded as relief, drawn when no
+    tile layer is configured, with the zones' and towers' names on it."""
+
+    dem_path: Path = Field(..., description="The DEM GeoTIFF (any CRS, north-up), as terrain.dem_path on the boxes.")
+    max_side_px: int = Field(
+        default=2048,
+        ge=64,
+        le=8192,
+        description="Longest side of the shaded image. Too low: a blurred relief at zoom 14+; too high: a slower"
+        " console start (about 1 s per 4 M pixels) and a larger image for every page (a few MB at 4096).",
+    )
+    azimuth_deg: float = Field(
+        default=315.0, ge=0, lt=360, description="Where the light comes from, clockwise from north (315 = NW:"
+        " the usual; from the south, valleys read as ridges)."
+    )
+    altitude_deg: float = Field(
+        default=45.0, gt=0, le=90, description="Sun height above the horizon. Low: strong relief, flat land dark;"
+        " 90: slopes hardly visible."
+    )
+
+
 class WebConfig(Strict):
     host: str = Field(default="127.0.0.1", min_length=1, description="Address the web server listens on.")
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port of the web server.")
@@ -173,6 +195,9 @@ class WebConfig(Strict):
         " open page; too high: alerts and other operators' changes show up late.",
     )
     tile_layer: TileLayerConfig | None = Field(default=None, description="Background tiles; None draws vectors only.")
+    hillshade: HillshadeConfig | None = Field(
+        default=None, description="Offline base map from the DEM, used when tile_layer is not set."
+    )
     sector_range_m: float = Field(
         default=5000.0, ge=100, le=100000, description="Length of a tower's view sector on the map, metres."
     )
@@ -250,6 +275,8 @@ def _resolve(config: ConsoleConfig, base: Path) -> None:
         object.__setattr__(box, "zones", [fix(p) for p in box.zones])
         if box.cameras_config is not None:
             object.__setattr__(box, "cameras_config", fix(box.cameras_config))
+    if config.web.hillshade is not None:
+        object.__setattr__(config.web.hillshade, "dem_path", fix(config.web.hillshade.dem_path))
     m = config.mqtt
     if m.password_file is not None:
         object.__setattr__(m, "password_file", fix(m.password_file))

@@ -31,6 +31,7 @@ from pipeline.console.clues_web import register_clue_api
 from pipeline.console.config import ConsoleConfig
 from pipeline.console.db import now_iso
 from pipeline.console.export import cases_csv, local_time, notice_rows
+from pipeline.console.hillshade import page_layer as hillshade_layer
 from pipeline.console.labels import CLASS_LABELS_ZH, RULE_LABELS_ZH, ZONE_KIND_LABELS_ZH
 from pipeline.console.mapdata import (
     configured_towers,
@@ -86,6 +87,13 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         "default-src 'self'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline';"
         f" img-src 'self' data:{tiles}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
+    hillshade = None
+    if config.web.hillshade is not None and config.web.tile_layer is None:  # issue 18.7: the offline base map
+        from pipeline.console.hillshade import render
+
+        hs = config.web.hillshade
+        hillshade = render(hs.dem_path, hs.max_side_px, hs.azimuth_deg, hs.altitude_deg)
+        log.info("hillshade of %s: %dx%d px", hs.dem_path.name, hillshade.shape_hw[1], hillshade.shape_hw[0])
     vendor_ok = (HERE / "static" / "vendor" / "leaflet" / "leaflet.js").is_file()
     if not vendor_ok:
         log.warning("Leaflet is not vendored: the map stays empty (run scripts/vendor_console_assets.sh)")
@@ -202,6 +210,7 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
             "statuses": list(STATUSES),
             "tile_layer": config.web.tile_layer.model_dump() if config.web.tile_layer else None,
             "sector_range_m": config.web.sector_range_m,
+            "hillshade": hillshade_layer(hillshade) if hillshade is not None else None,
             "now": now_iso(),  # alerts the register received after this are new to this page
         }
         return render_template(
@@ -330,6 +339,12 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
             boxes=sorted(boxes.values(), key=lambda b: str(b["box_id"])),
             sector_range_m=config.web.sector_range_m,
         )
+
+    @app.get("/map/hillshade.png")
+    def hillshade_png() -> WResponse:
+        if hillshade is None:
+            abort(404)
+        return Response(hillshade.png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/stream")
     def api_stream() -> WResponse:

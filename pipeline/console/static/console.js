@@ -321,6 +321,10 @@ function initMap() {
   M.map = L.map("map", {attributionControl: !!PAGE.tile_layer, keyboard: true}).setView([35, 105], 4);
   if (PAGE.tile_layer) {
     L.tileLayer(PAGE.tile_layer.url, {attribution: PAGE.tile_layer.attribution, maxZoom: PAGE.tile_layer.max_zoom}).addTo(M.map);
+  } else if (PAGE.hillshade) {  // offline base: the DEM's hillshade (web.hillshade) with place names
+    M.map.createPane("base").style.zIndex = 150;
+    L.imageOverlay(PAGE.hillshade.url, PAGE.hillshade.bounds, {pane: "base", className: "hillshade", interactive: false}).addTo(M.map);
+    M.names = L.layerGroup().addTo(M.map);
   }
   L.control.scale({imperial: false}).addTo(M.map);
   legend().addTo(M.map);
@@ -331,6 +335,12 @@ function initMap() {
   // is a few pixels and would hide under its pin; clicks pass through to the pins
   M.map.createPane("ellipses").style.zIndex = 650;
   M.map.getPane("ellipses").style.pointerEvents = "none";
+}
+
+// a place name on the offline base map (zones and towers: the hillshade has no names of its own)
+function placeName(latlng, name, kind) {
+  L.marker(latlng, {kind, interactive: false, keyboard: false, icon: L.divIcon({className: "place-name " + kind,
+    html: `<span data-place="${esc(name)}">${esc(name)}</span>`, iconSize: null, iconAnchor: kind === "tower" ? [-8, 8] : [0, 0]})}).addTo(M.names);
 }
 
 // zones once; towers (pose, status) and boxes (available) on every change of the register
@@ -345,11 +355,16 @@ async function loadMap() {
     L.geoJSON(data.zones, {
       style: (f) => ({color: KIND_COLOR[f.properties.kind] || "#aaa", weight: 2, fillOpacity: 0.15}),
       onEachFeature: (f, layer) => layer.bindTooltip(`${esc(f.properties.name || f.properties.id)}<br>${esc(f.properties.kind)} · ${esc(f.properties.township || "")}`),
-    }).eachLayer((l) => M.zones.addLayer(l));
+    }).eachLayer((l) => {
+      M.zones.addLayer(l);
+      if (M.names) placeName(l.getBounds().getCenter(), l.feature.properties.name || l.feature.properties.id, "zone");
+    });
   }
   M.towers.clearLayers();
+  if (M.names) M.names.eachLayer((l) => { if (l.options.kind === "tower") M.names.removeLayer(l); });
   for (const t of data.towers) {
     if (t.lat == null) continue;
+    if (M.names) placeName(L.latLng(t.lat, t.lon), t.name || t.camera_id, "tower");
     L.polygon(sector(t, data.sector_range_m), {color: "#9fb3c8", weight: 1, fillOpacity: 0.05, dashArray: "4 4", interactive: false}).addTo(M.towers);
     L.marker([t.lat, t.lon], {icon: L.divIcon({className: "", html: `<div class="tower-pin ${esc(t.status || "")}" data-camera-id="${esc(t.camera_id)}"></div>`, iconSize: [12, 12]}), keyboard: false})
       .bindTooltip(`${esc(t.name || t.camera_id)} (${esc(t.box_id)})${t.status ? " · " + esc(t.status) : ""}`).addTo(M.towers);
