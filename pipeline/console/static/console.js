@@ -343,6 +343,10 @@ function placeName(latlng, name, kind) {
     html: `<span data-place="${esc(name)}">${esc(name)}</span>`, iconSize: null, iconAnchor: kind === "tower" ? [-8, 8] : [0, 0]})}).addTo(M.names);
 }
 
+function dropNames(kind) {
+  if (M.names) M.names.eachLayer((l) => { if (l.options.kind === kind) M.names.removeLayer(l); });
+}
+
 // zones once; towers (pose, status) and boxes (available) on every change of the register
 async function loadMap() {
   const first = !state.zonesLoaded;
@@ -352,6 +356,7 @@ async function loadMap() {
   if (first) {
     state.zonesLoaded = true;
     M.zones.clearLayers();
+    dropNames("zone");
     L.geoJSON(data.zones, {
       style: (f) => ({color: KIND_COLOR[f.properties.kind] || "#aaa", weight: 2, fillOpacity: 0.15}),
       onEachFeature: (f, layer) => layer.bindTooltip(`${esc(f.properties.name || f.properties.id)}<br>${esc(f.properties.kind)} · ${esc(f.properties.township || "")}`),
@@ -361,7 +366,7 @@ async function loadMap() {
     });
   }
   M.towers.clearLayers();
-  if (M.names) M.names.eachLayer((l) => { if (l.options.kind === "tower") M.names.removeLayer(l); });
+  dropNames("tower");
   for (const t of data.towers) {
     if (t.lat == null) continue;
     if (M.names) placeName(L.latLng(t.lat, t.lon), t.name || t.camera_id, "tower");
