@@ -198,6 +198,10 @@ class WebConfig(Strict):
     hillshade: HillshadeConfig | None = Field(
         default=None, description="Offline base map from the DEM, used when tile_layer is not set."
     )
+    mbtiles_path: Path | None = Field(
+        default=None, description="A local MBTiles file (Web Mercator, WGS84) served as the base map when"
+        " tile_layer is not set; drawn instead of the hillshade."
+    )
     sector_range_m: float = Field(
         default=5000.0, ge=100, le=100000, description="Length of a tower's view sector on the map, metres."
     )
@@ -277,6 +281,8 @@ def _resolve(config: ConsoleConfig, base: Path) -> None:
             object.__setattr__(box, "cameras_config", fix(box.cameras_config))
     if config.web.hillshade is not None:
         object.__setattr__(config.web.hillshade, "dem_path", fix(config.web.hillshade.dem_path))
+    if config.web.mbtiles_path is not None:
+        object.__setattr__(config.web, "mbtiles_path", fix(config.web.mbtiles_path))
     m = config.mqtt
     if m.password_file is not None:
         object.__setattr__(m, "password_file", fix(m.password_file))

@@ -87,8 +87,13 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         "default-src 'self'; script-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline';"
         f" img-src 'self' data:{tiles}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
+    mbtiles = None
+    if config.web.mbtiles_path is not None and config.web.tile_layer is None:
+        from pipeline.console.mbtiles import MBTiles
+
+        mbtiles = MBTiles(config.web.mbtiles_path)
     hillshade = None
-    if config.web.hillshade is not None and config.web.tile_layer is None:  # issue 18.7: the offline base map
+    if config.web.hillshade is not None and config.web.tile_layer is None and mbtiles is None:  # offline base map
         from pipeline.console.hillshade import render
 
         hs = config.web.hillshade
@@ -211,6 +216,8 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
             "tile_layer": config.web.tile_layer.model_dump() if config.web.tile_layer else None,
             "sector_range_m": config.web.sector_range_m,
             "hillshade": hillshade_layer(hillshade) if hillshade is not None else None,
+            "mbtiles": {"url": "/map/tiles/{z}/{x}/{y}", "min_zoom": mbtiles.min_zoom, "max_zoom": mbtiles.max_zoom,
+                        "attribution": mbtiles.metadata.get("attribution", "")} if mbtiles is not None else None,
             "now": now_iso(),  # alerts the register received after this are new to this page
         }
         return render_template(
@@ -345,6 +352,13 @@ def create_app(config: ConsoleConfig, store: Store, ingest_status: Callable[[], 
         if hillshade is None:
             abort(404)
         return Response(hillshade.png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/map/tiles/<int:z>/<int:x>/<int:y>")
+    def mbtiles_tile(z: int, x: int, y: int) -> WResponse:
+        found = mbtiles.tile(z, x, y) if mbtiles is not None else None
+        if found is None:
+            abort(404)
+        return Response(found[1], mimetype=found[0], headers={"Cache-Control": "private, max-age=86400"})
 
     @app.get("/api/stream")
     def api_stream() -> WResponse:

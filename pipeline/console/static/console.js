@@ -321,6 +321,10 @@ function initMap() {
   M.map = L.map("map", {attributionControl: !!PAGE.tile_layer, keyboard: true}).setView([35, 105], 4);
   if (PAGE.tile_layer) {
     L.tileLayer(PAGE.tile_layer.url, {attribution: PAGE.tile_layer.attribution, maxZoom: PAGE.tile_layer.max_zoom}).addTo(M.map);
+  } else if (PAGE.mbtiles) {  // a local MBTiles file (web.mbtiles_path), served by the console
+    const t = PAGE.mbtiles;
+    L.tileLayer(t.url, {attribution: t.attribution, minNativeZoom: t.min_zoom, maxNativeZoom: t.max_zoom, maxZoom: 19, className: "mbtiles"}).addTo(M.map);
+    M.names = L.layerGroup().addTo(M.map);
   } else if (PAGE.hillshade) {  // offline base: the DEM's hillshade (web.hillshade) with place names
     M.map.createPane("base").style.zIndex = 150;
     L.imageOverlay(PAGE.hillshade.url, PAGE.hillshade.bounds, {pane: "base", className: "hillshade", interactive: false}).addTo(M.map);
