@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -135,7 +136,9 @@ def test_page_draws_the_hillshade_and_place_names_offline(hill_dem: Path, broker
                 page.click("#login")
                 img = page.locator("img.hillshade")
                 expect(img).to_be_visible()
-                page.wait_for_function("document.querySelector('img.hillshade').naturalWidth > 0")
+                deadline = time.monotonic() + 20  # (wait_for_function polls with eval, which the page's CSP refuses)
+                while img.evaluate("i => i.naturalWidth") == 0 and time.monotonic() < deadline:
+                    time.sleep(0.2)
                 assert img.evaluate("i => i.naturalWidth") == 512
                 for name in ("北山关闭矿", "西岭塔"):  # once each, however often the map data was loaded
                     expect(page.locator(f'[data-place="{name}"]')).to_have_count(1)
