@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.config import DetectorConfig, load_config
+from pipeline.config import Config, DetectorConfig, load_config
 from pipeline.errors import UserError
 from pipeline.logs import setup_logging
 
@@ -139,6 +139,17 @@ def compare_main(argv: list[str]) -> int:
     return 1 if problems else 0
 
 
+def _config_with_model(config_path: Path, model: Path | None) -> Config:
+    """The config, with ``--model`` replacing its detector's model; the model file must exist."""
+    config = load_config(config_path)
+    if model:
+        config.detector = config.detector.model_copy(update={"model_path": model})
+    if not Path(config.detector.model_path).is_file():
+        raise UserError(str(config_path), "detector.model_path", "an existing ONNX model file",
+                        str(config.detector.model_path))
+    return config
+
+
 def footage_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(
         prog="minewatch eval",
@@ -167,12 +178,7 @@ def footage_main(argv: list[str]) -> int:
     from pipeline.eval.report import write_report
     from pipeline.eval.runner import evaluate_footage
 
-    config = load_config(args.config)
-    if args.model:
-        config.detector = config.detector.model_copy(update={"model_path": args.model})
-    if not Path(config.detector.model_path).is_file():
-        raise UserError(str(args.config), "detector.model_path", "an existing ONNX model file",
-                        str(config.detector.model_path))
+    config = _config_with_model(args.config, args.model)
     report = evaluate_footage(
         config, args.footage, args.labels, names=_names(args.names), only=_names(args.clips),
         gap_s=args.gap_s, grace_s=args.grace_s, match_iou=args.match_iou, progress=not args.no_progress,
@@ -202,12 +208,7 @@ def sequence_main(argv: list[str]) -> int:
     setup_logging(args.log_level)
     from pipeline.eval.sequence import load_sequence, run_sequence, write_sequence_report
 
-    config = load_config(args.config)
-    if args.model:
-        config.detector = config.detector.model_copy(update={"model_path": args.model})
-    if not Path(config.detector.model_path).is_file():
-        raise UserError(str(args.config), "detector.model_path", "an existing ONNX model file",
-                        str(config.detector.model_path))
+    config = _config_with_model(args.config, args.model)
     plan = load_sequence(args.frames)
     report = run_sequence(config, plan, progress=not args.no_progress)
     report["config"] = str(args.config)

@@ -34,6 +34,7 @@ from typing import Any
 from pipeline.errors import UserError
 from pipeline.logs import get_logger, setup_logging
 from pipeline.power.io import Meter, Reading, RowError, parse_reading, read_meters
+from pipeline.sqlite_store import open_durable_sqlite
 
 log = get_logger("power.stream")
 MAX_BODY_BYTES = 16 * 2**20
@@ -55,14 +56,7 @@ class ReadingStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise UserError(str(self.path), "--db", "a writable SQLite file", exc) from None
+        self._conn = open_durable_sqlite(self.path, _SCHEMA, "--db")
 
     def close(self) -> None:
         with self._lock:

@@ -12,13 +12,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
+from pipeline.sqlite_store import open_durable_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pushes (
@@ -61,14 +60,7 @@ class PushOutbox:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise UserError(str(self.path), "outbox_path", "a writable SQLite file", exc) from None
+        self._conn = open_durable_sqlite(self.path, _SCHEMA, "outbox_path")
 
     def close(self) -> None:
         with self._lock:
